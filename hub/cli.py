@@ -1,0 +1,156 @@
+"""``hub``: the operator's command line (init, up, admit, ledger, demo)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+import msgspec
+
+from hub import logs, subjects
+from hub.clock import SystemClock
+from hub.console import EXIT_REFUSED, print_json, run_command, table
+from hub.gateway.connection import connect
+from hub.gateway.intake_client import IntakeClient
+from hub.ledger.describe import describe
+from hub.ledger.store import Ledger
+from hub.operator import admission_request, init_hub, submit_admission
+from hub.runtime import install_stop_signals, operator_key, running_hub
+from hub.settings import HubPaths, HubSettings, RunInfo, load_settings
+from schemas.codec import decode, decode_json
+from schemas.directory import CardFile
+from schemas.ledger import LedgerEntry
+
+__all__ = ["main"]
+
+
+def _nats_url(args: argparse.Namespace, paths: HubPaths, settings: HubSettings) -> str:
+    if getattr(args, "nats", None):
+        return str(args.nats)
+    if paths.run_info.exists():
+        return decode_json(paths.run_info.read_bytes(), RunInfo, what="run.json").nats_url
+    return settings.nats_url
+
+
+async def cmd_init(args: argparse.Namespace) -> int:
+    key = init_hub(HubPaths(args.data), HubSettings(origin=args.origin))
+    if args.json:
+        print_json({"data": str(args.data), "operator_key": key.public.hex()})
+    else:
+        print(f"hub initialised in {args.data}")
+        print(f"operator public key (give it to node agents: --operator-key): {key.public.hex()}")
+    return 0
+
+
+async def cmd_up(args: argparse.Namespace) -> int:
+    paths = HubPaths(args.data)
+    settings = load_settings(paths)
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    async with running_hub(paths, settings, nats_url=args.nats, nats_port=args.nats_port) as hub:
+        print(
+            f"hub up: NATS at {hub.nats_url}, ledger holds {hub.service.state.next_index} entries"
+        )
+        print("press Ctrl-C to stop", flush=True)
+        await hub.service.run(stop)
+    print("hub stopped")
+    return 0
+
+
+async def cmd_admit(args: argparse.Namespace) -> int:
+    paths = HubPaths(args.data)
+    settings = load_settings(paths)
+    made = decode_json(Path(args.card).read_bytes(), CardFile, what=str(args.card))
+    request = admission_request(made, operator_key(paths), now=SystemClock().now())
+    nc = await connect(_nats_url(args, paths, settings), name="mla-hub-admit")
+    client = IntakeClient(nc, subjects.OPERATOR)
+    try:
+        verdict = await submit_admission(client, request, args.wait)
+    finally:
+        await client.close()
+    authority = made.readable.id
+    if args.json:
+        print_json({"authority": authority, **msgspec.to_builtins(verdict)})
+    elif verdict.status == "rejected":
+        print(f"{authority}: rejected ({verdict.reason}): {verdict.detail}")
+    else:
+        print(f"{authority}: admitted ({verdict.status}) at ledger index {verdict.ledger_index}")
+    return EXIT_REFUSED if verdict.status == "rejected" else 0
+
+
+async def cmd_ledger(args: argparse.Namespace) -> int:
+    paths = HubPaths(args.data)
+    settings = load_settings(paths)
+    nc = await connect(_nats_url(args, paths, settings), name="mla-hub-ledger")
+    try:
+        ledger = Ledger(nc.jetstream())
+        summaries = [
+            describe(decode(data, LedgerEntry, what=f"ledger entry {index}"))
+            async for index, data in ledger.read()
+        ]
+    finally:
+        await nc.drain()
+    if args.json:
+        print_json(summaries)
+        return 0
+    rows = [
+        (s.index, s.recorded_at.strftime("%Y-%m-%d %H:%M:%S"), s.type, s.actor, s.case_id or "-")
+        for s in summaries
+    ]
+    print(table(("index", "recorded (UTC)", "type", "actor", "case"), rows))
+    return 0
+
+
+async def cmd_demo(args: argparse.Namespace) -> int:
+    from hub.demo import run_demo
+
+    return await run_demo(args.data)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hub", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, help: str, *, data_required: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        p.add_argument("--data", type=Path, required=data_required, help="hub data folder")
+        p.add_argument("--log-level", default="warning")
+        return p
+
+    p = command("init", "create operator keys and configuration")
+    p.add_argument("--origin", default="mla-hub.example", help="name of this hub")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_init)
+
+    p = command("up", "run the hub in the foreground")
+    p.add_argument("--nats", help="external NATS URL (default: start the embedded server)")
+    p.add_argument("--nats-port", type=int, help="port of the embedded server (default 4222)")
+    p.set_defaults(run=cmd_up, log_level="info")
+
+    p = command("admit", "admit an authority card into the directory")
+    p.add_argument("card", help="card file made by `node-agent card`")
+    p.add_argument("--nats", help="NATS URL (default: the running hub's)")
+    p.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the verdict")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_admit)
+
+    p = command("ledger", "list ledger entries")
+    p.add_argument("--nats", help="NATS URL (default: the running hub's)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_ledger)
+
+    p = command("demo", "run the whole flow on an embedded NATS", data_required=False)
+    p.set_defaults(run=cmd_demo, log_level="warning")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logs.configure(args.log_level)
+    return run_command(lambda: args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""The only module that touches ``cryptography.hazmat`` (STYLE rule 3).
+
+Everything here works on raw bytes so that callers never hold hazmat objects: Ed25519
+signatures, HPKE key wrapping (RFC 9180; ML-KEM-768+X25519 hybrid by default, X25519
+selectable), AES-256-GCM content encryption and SHA-256. Failures surface as the hub's typed
+errors; no hazmat exception escapes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Final, Literal
+
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives import hpke
+from cryptography.hazmat.primitives.asymmetric import ed25519, mlkem, x25519
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from hub.errors import DecryptionFailed, SignatureInvalid, UnsupportedVersion, ValidationError
+
+__all__ = [
+    "CONTENT_KEY_SIZE",
+    "KEM_SUITES",
+    "KemSuite",
+    "aead_decrypt",
+    "aead_encrypt",
+    "ed25519_generate",
+    "ed25519_public",
+    "ed25519_sign",
+    "ed25519_verify",
+    "hpke_generate",
+    "hpke_public",
+    "hpke_unwrap",
+    "hpke_wrap",
+    "random_bytes",
+    "sha256",
+]
+
+KemSuite = Literal["mlkem768x25519", "x25519"]
+KEM_SUITES: Final[tuple[KemSuite, ...]] = ("mlkem768x25519", "x25519")
+CONTENT_KEY_SIZE: Final = 32
+
+_MLKEM_SEED = 64
+_MLKEM_PUBLIC = 1184
+_X25519 = 32
+
+_SUITES: Final = {
+    "mlkem768x25519": hpke.Suite(
+        hpke.KEM.MLKEM768_X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM
+    ),
+    "x25519": hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM),
+}
+
+
+def sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def random_bytes(n: int) -> bytes:
+    return os.urandom(n)
+
+
+# --- Ed25519 ---------------------------------------------------------------------------------
+
+
+def ed25519_generate() -> bytes:
+    """A new Ed25519 private key as its 32 raw bytes."""
+    return ed25519.Ed25519PrivateKey.generate().private_bytes_raw()
+
+
+def _ed25519_private(private: bytes) -> ed25519.Ed25519PrivateKey:
+    try:
+        return ed25519.Ed25519PrivateKey.from_private_bytes(private)
+    except ValueError as e:
+        raise ValidationError("signing key: must be 32 raw Ed25519 bytes", field="key") from e
+
+
+def ed25519_public(private: bytes) -> bytes:
+    return _ed25519_private(private).public_key().public_bytes_raw()
+
+
+def ed25519_sign(private: bytes, message: bytes) -> bytes:
+    return _ed25519_private(private).sign(message)
+
+
+def ed25519_verify(public: bytes, signature: bytes, message: bytes) -> None:
+    """Return nothing or raise :class:`SignatureInvalid` (pyca's ``verify()`` contract)."""
+    try:
+        ed25519.Ed25519PublicKey.from_public_bytes(public).verify(signature, message)
+    except (InvalidSignature, ValueError) as e:
+        raise SignatureInvalid("signature: does not verify with the signer's key") from e
+
+
+# --- HPKE key wrapping -------------------------------------------------------------------------
+
+
+def _suite(suite: str) -> hpke.Suite:
+    try:
+        return _SUITES[suite]
+    except KeyError as e:
+        raise UnsupportedVersion(
+            f"suite: {suite!r} is not one of {', '.join(KEM_SUITES)}", field="suite"
+        ) from e
+
+
+def hpke_generate(suite: KemSuite) -> bytes:
+    """A new HPKE private key for ``suite``, as raw bytes (ML-KEM seed || X25519 scalar)."""
+    _suite(suite)
+    x = x25519.X25519PrivateKey.generate().private_bytes_raw()
+    if suite == "x25519":
+        return x
+    return mlkem.MLKEM768PrivateKey.generate().private_bytes_raw() + x
+
+
+def _hpke_private(
+    suite: str, private: bytes
+) -> x25519.X25519PrivateKey | hpke.MLKEM768X25519PrivateKey:
+    try:
+        if suite == "x25519":
+            return x25519.X25519PrivateKey.from_private_bytes(private)
+        if len(private) != _MLKEM_SEED + _X25519:
+            raise ValueError("wrong length")
+        return hpke.MLKEM768X25519PrivateKey(
+            mlkem.MLKEM768PrivateKey.from_seed_bytes(private[:_MLKEM_SEED]),
+            x25519.X25519PrivateKey.from_private_bytes(private[_MLKEM_SEED:]),
+        )
+    except ValueError as e:
+        raise ValidationError(
+            f"encryption key: not a valid {suite} private key", field="key"
+        ) from e
+
+
+def _hpke_public_key(
+    suite: str, public: bytes
+) -> x25519.X25519PublicKey | hpke.MLKEM768X25519PublicKey:
+    try:
+        if suite == "x25519":
+            return x25519.X25519PublicKey.from_public_bytes(public)
+        if len(public) != _MLKEM_PUBLIC + _X25519:
+            raise ValueError("wrong length")
+        return hpke.MLKEM768X25519PublicKey(
+            mlkem.MLKEM768PublicKey.from_public_bytes(public[:_MLKEM_PUBLIC]),
+            x25519.X25519PublicKey.from_public_bytes(public[_MLKEM_PUBLIC:]),
+        )
+    except ValueError as e:
+        raise ValidationError(f"encryption key: not a valid {suite} public key", field="key") from e
+
+
+def hpke_public(suite: KemSuite, private: bytes) -> bytes:
+    """The public key (ML-KEM encapsulation key || X25519 point) matching ``private``."""
+    _suite(suite)
+    key = _hpke_private(suite, private)
+    if isinstance(key, x25519.X25519PrivateKey):
+        return key.public_key().public_bytes_raw()
+    return (
+        mlkem.MLKEM768PrivateKey.from_seed_bytes(private[:_MLKEM_SEED])
+        .public_key()
+        .public_bytes_raw()
+        + x25519.X25519PrivateKey.from_private_bytes(private[_MLKEM_SEED:])
+        .public_key()
+        .public_bytes_raw()
+    )
+
+
+def hpke_wrap(suite: KemSuite, public: bytes, secret: bytes, info: bytes) -> bytes:
+    """HPKE base-mode single-shot encryption of ``secret`` to ``public`` (RFC 9180 §6.1)."""
+    return _suite(suite).encrypt(secret, _hpke_public_key(suite, public), info=info)
+
+
+def hpke_unwrap(suite: KemSuite, private: bytes, wrapped: bytes, info: bytes) -> bytes:
+    """Inverse of :func:`hpke_wrap`; any failure is one opaque :class:`DecryptionFailed`."""
+    try:
+        return _suite(suite).decrypt(wrapped, _hpke_private(suite, private), info=info)
+    except Exception as e:
+        raise DecryptionFailed("message could not be decrypted") from e
+
+
+# --- AES-256-GCM -----------------------------------------------------------------------------
+
+
+def aead_encrypt(key: bytes, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    return AESGCM(key).encrypt(nonce, plaintext, aad)
+
+
+def aead_decrypt(key: bytes, nonce: bytes, ciphertext: bytes, aad: bytes) -> bytes:
+    try:
+        return AESGCM(key).decrypt(nonce, ciphertext, aad)
+    except (InvalidTag, ValueError) as e:
+        raise DecryptionFailed("message could not be decrypted") from e

@@ -1,0 +1,272 @@
+"""Admission rules: what the hub does with one submission. Pure: state, time and limits are in.
+
+``admit`` runs a numbered checklist and returns a decision for the service to carry out:
+
+1. size within limits (before any decoding)
+2. decodes as a known submission (envelope, receipt, operator admission); version accepted
+3. the intake subject's sender is the one the submission names
+4. parties admitted; sender time not in the future (beyond the allowed clock skew)
+5. signature (sender key valid at signing time)
+6. not already recorded (same id and same digest: ``Duplicate``; same id, other bytes: reject)
+7. consistent with what the ledger holds (receipts: the message exists, signer was addressed)
+
+Every failure becomes a ``Reject`` holding the typed reason sent back to the sender and the
+``SubmissionRejected`` event recorded in the ledger.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from hub import subjects
+from hub.crypto import _primitives as p
+from hub.crypto import cards, receipts
+from hub.crypto.envelope import record_of, verify_envelope
+from hub.errors import (
+    CardInvalid,
+    DigestMismatch,
+    HubError,
+    NotARecipient,
+    SenderMismatch,
+    SignatureInvalid,
+    TooLarge,
+    UnknownMessage,
+    UnknownRecipient,
+    ValidationError,
+)
+from hub.ledger.projections.state import HubState
+from schemas.codec import decode
+from schemas.common import UUID_RE
+from schemas.directory import AdmissionRequest
+from schemas.envelope import Envelope
+from schemas.ledger import AuthorityAdmitted, LedgerEvent, ReceiptRecorded, SubmissionRejected
+from schemas.receipt import Receipt
+from schemas.transport import Submission
+
+__all__ = ["Accept", "Decision", "Duplicate", "Limits", "Reject", "admit"]
+
+Item = Envelope | Receipt
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_submission_bytes: int = 4 * 1024 * 1024
+    max_clock_skew: timedelta = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class Accept:
+    """Record ``event``; store ``content`` under ``content_digest``; deliver; answer the sender."""
+
+    event: LedgerEvent
+    dedup_id: str
+    message_id: str
+    reply_to: str
+    content_digest: bytes | None = None
+    content: bytes | None = None
+    deliveries: tuple[tuple[str, Item], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Duplicate:
+    """Already recorded at ``ledger_index``: answer again and redeliver, record nothing."""
+
+    message_id: str
+    reply_to: str
+    ledger_index: int
+    deliveries: tuple[tuple[str, Item], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """Refused with ``error``; ``recorded_index`` is set when this exact rejection is on record."""
+
+    message_id: str | None
+    reply_to: str
+    error: HubError
+    event: SubmissionRejected
+    dedup_id: str
+    recorded_index: int | None = None
+
+
+Decision = Accept | Duplicate | Reject
+
+
+def admit(
+    raw: bytes,
+    *,
+    intake_sender: str,
+    state: HubState,
+    limits: Limits,
+    now: datetime,
+    operator_key: bytes,
+) -> Decision:
+    """Decide what to do with the submission ``raw`` that arrived on ``intake_sender``'s subject."""
+    message_id: str | None = None
+    try:
+        if len(raw) > limits.max_submission_bytes:  # (1)
+            raise TooLarge(
+                f"submission: {len(raw)} bytes exceeds the limit of "
+                f"{limits.max_submission_bytes} bytes",
+                field="submission",
+            )
+        submission: Submission = decode(raw, Submission, what="submission")  # (2)
+        if isinstance(submission, Envelope):
+            return _admit_envelope(submission, raw, intake_sender, state, limits, now)
+        if isinstance(submission, Receipt):
+            return _admit_receipt(submission, intake_sender, state)
+        message_id = submission.request_id
+        return _admit_card(submission, intake_sender, state, now, operator_key)
+    except HubError as error:
+        return _reject(raw, intake_sender, message_id or _guess_id(raw), error, state)
+
+
+def _admit_envelope(
+    envelope: Envelope,
+    raw: bytes,
+    intake_sender: str,
+    state: HubState,
+    limits: Limits,
+    now: datetime,
+) -> Decision:
+    verified = verify_envelope(envelope, _IntakeBoundResolver(state, intake_sender))  # (3)(5)
+    header = verified.header
+    if header.sent_at > now + limits.max_clock_skew:  # (4)
+        raise ValidationError(
+            f"sent_at: {header.sent_at.isoformat()} is in the future for this hub",
+            field="sent_at",
+        )
+    for recipient in header.recipients:  # (4)
+        if not state.directory.is_admitted(recipient):
+            raise UnknownRecipient(
+                f"recipients: {recipient} is not admitted to the directory", field="recipients"
+            )
+    known = state.messages.messages.get(header.message_id)  # (6)
+    deliveries = tuple((r, envelope) for r in header.recipients)
+    if known is not None:
+        if known.envelope_digest != verified.envelope_digest:
+            raise ValidationError(
+                f"message_id: {header.message_id} is already recorded for a different envelope",
+                field="message_id",
+            )
+        return Duplicate(header.message_id, intake_sender, known.ledger_index, deliveries)
+    return Accept(
+        event=record_of(verified, envelope),
+        dedup_id=header.message_id,
+        message_id=header.message_id,
+        reply_to=intake_sender,
+        content_digest=verified.envelope_digest,
+        content=raw,
+        deliveries=deliveries,
+    )
+
+
+def _admit_receipt(receipt: Receipt, intake_sender: str, state: HubState) -> Decision:
+    body = receipts.verify(receipt, _IntakeBoundResolver(state, intake_sender))  # (3)-(5)
+    original = state.messages.messages.get(body.message_id)  # (7)
+    if original is None:
+        raise UnknownMessage(f"message_id: {body.message_id} is not in the ledger")
+    if body.recipient not in original.recipients:
+        raise NotARecipient(
+            f"recipient: {body.recipient} was not addressed by message {body.message_id}"
+        )
+    if body.envelope_digest != original.envelope_digest or body.sender != original.sender:
+        raise DigestMismatch("envelope_digest: the receipt is not for the envelope on record")
+    deliveries = ((original.sender, receipt),)
+    earlier = state.messages.receipts.get((body.message_id, body.recipient))  # (6)
+    if earlier is not None:
+        return Duplicate(body.receipt_id, intake_sender, earlier, deliveries)
+    return Accept(
+        event=ReceiptRecorded(body=receipt.body, signature=receipt.signature),
+        dedup_id=f"receipt:{body.receipt_id}",
+        message_id=body.receipt_id,
+        reply_to=intake_sender,
+        deliveries=deliveries,
+    )
+
+
+def _admit_card(
+    request: AdmissionRequest,
+    intake_sender: str,
+    state: HubState,
+    now: datetime,
+    operator_key: bytes,
+) -> Decision:
+    if intake_sender != subjects.OPERATOR:  # (3)
+        raise SenderMismatch("submission: only the operator may admit authorities")
+    try:
+        cards.verify_admission(request.signed, operator_key, request.operator_signature)  # (5)
+    except SignatureInvalid as e:
+        raise SignatureInvalid("operator_signature: not made by this hub's operator key") from e
+    card = cards.open_card(request.signed)
+    if card.valid_until is not None and card.valid_until <= now:
+        raise CardInvalid(f"valid_until: the card expired at {card.valid_until.isoformat()}")
+    current = state.directory.get(card.id)  # (6)
+    if current is not None and current.admitted.card_digest == cards.card_digest(request.signed):
+        return Duplicate(request.request_id, intake_sender, current.admitted.ledger_index)
+    return Accept(
+        event=AuthorityAdmitted(
+            authority=card.id,
+            signed=request.signed,
+            operator_key=operator_key,
+            operator_signature=request.operator_signature,
+        ),
+        dedup_id=f"admission:{cards.card_digest(request.signed).hex()}",
+        message_id=request.request_id,
+        reply_to=intake_sender,
+    )
+
+
+class _IntakeBoundResolver:
+    """Resolves keys only for the authority that owns the intake subject (check 3)."""
+
+    def __init__(self, state: HubState, intake_sender: str) -> None:
+        self._state = state
+        self._intake_sender = intake_sender
+
+    def signing_key(self, authority: str, key_id: str, at: datetime) -> bytes:
+        if authority != self._intake_sender:
+            raise SenderMismatch(
+                f"sender: the submission names {authority} but arrived on "
+                f"{self._intake_sender}'s intake subject",
+                field="sender",
+            )
+        return self._state.directory.signing_key(authority, key_id, at)
+
+
+def _guess_id(raw: bytes) -> str | None:
+    """Best effort: the id a rejected submission claims, so its sender can match the verdict."""
+    try:
+        submission = decode(raw, dict[str, object])
+        if submission.get("schema") == "mla.envelope.v1" and isinstance(
+            submission.get("header"), bytes
+        ):
+            submission = decode(submission["header"], dict[str, object])  # type: ignore[arg-type]
+    except HubError:
+        return None
+    for field in ("message_id", "request_id"):
+        value = submission.get(field)
+        if isinstance(value, str) and UUID_RE.fullmatch(value):
+            return value
+    return None
+
+
+def _reject(
+    raw: bytes, intake_sender: str, message_id: str | None, error: HubError, state: HubState
+) -> Reject:
+    digest = p.sha256(raw)
+    return Reject(
+        message_id=message_id,
+        reply_to=intake_sender,
+        error=error,
+        event=SubmissionRejected(
+            submission_digest=digest,
+            claimed_sender=intake_sender[:64],
+            message_id=message_id,
+            reason=error.code,
+            detail=str(error)[:500],
+        ),
+        dedup_id=f"rejected:{digest.hex()}",
+        recorded_index=state.messages.rejections.get(digest),
+    )

@@ -1,0 +1,21 @@
+"""Minting identifiers (an edge concern: it reads the clock and the random source)."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+
+__all__ = ["uuid7"]
+
+
+def uuid7() -> str:
+    """A UUIDv7 (RFC 9562): 48-bit Unix milliseconds, then random bits; sorts by creation."""
+    millis = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (millis & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76  # version
+    value |= ((rand >> 68) & 0xFFF) << 64  # rand_a (12 bits)
+    value |= 0b10 << 62  # variant
+    value |= rand & ((1 << 62) - 1)  # rand_b (62 bits)
+    return str(uuid.UUID(int=value))

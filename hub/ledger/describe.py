@@ -1,0 +1,83 @@
+"""One-line descriptions of ledger entries, for listings (CLI, demo, audit trail). Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from hub.crypto.cards import card_digest
+from schemas.codec import decode
+from schemas.envelope import Header
+from schemas.ledger import (
+    AuthorityAdmitted,
+    EnvelopeRecorded,
+    LedgerEntry,
+    ReceiptRecorded,
+    SubmissionRejected,
+)
+from schemas.receipt import ReceiptBody
+
+__all__ = ["EntrySummary", "describe"]
+
+
+@dataclass(frozen=True, slots=True)
+class EntrySummary:
+    index: int
+    recorded_at: datetime
+    type: str
+    actor: str
+    case_id: str | None
+    message_id: str | None
+    digest: str
+    detail: str
+
+
+def describe(entry: LedgerEntry) -> EntrySummary:
+    """What happened at ``entry``: type, who acted, on which case, and the digest recorded."""
+    event = entry.event
+    if isinstance(event, EnvelopeRecorded):
+        header = decode(event.header, Header, what="header")
+        return EntrySummary(
+            entry.index,
+            entry.recorded_at,
+            header.type,
+            header.sender,
+            header.case_id,
+            header.message_id,
+            event.envelope_digest.hex(),
+            f"to {', '.join(header.recipients)}; {len(event.attachments)} attachment(s)",
+        )
+    if isinstance(event, ReceiptRecorded):
+        body = decode(event.body, ReceiptBody, what="receipt")
+        return EntrySummary(
+            entry.index,
+            entry.recorded_at,
+            "receipt",
+            body.recipient,
+            body.case_id,
+            body.receipt_id,
+            body.envelope_digest.hex(),
+            f"for message {body.message_id} (entry {body.ledger_index})",
+        )
+    if isinstance(event, SubmissionRejected):
+        return EntrySummary(
+            entry.index,
+            entry.recorded_at,
+            "rejected",
+            event.claimed_sender,
+            None,
+            event.message_id,
+            event.submission_digest.hex(),
+            f"{event.reason}: {event.detail}",
+        )
+    assert isinstance(event, AuthorityAdmitted)
+    return EntrySummary(
+        entry.index,
+        entry.recorded_at,
+        "authority.admit",
+        "operator",
+        None,
+        None,
+        card_digest(event.signed).hex(),
+        f"admitted {event.authority}",
+    )

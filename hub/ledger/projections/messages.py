@@ -1,0 +1,43 @@
+"""The message index: what was recorded where, so nothing is accepted twice.
+
+This is one of the indices the hub must keep in memory: one small record per recorded message
+or receipt (message id, case, parties, ledger index, envelope digest), plus the digests of
+rejected submissions so a replayed bad submission is not recorded twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["MessageIndex", "MessageRecord"]
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecord:
+    ledger_index: int
+    message_id: str
+    case_id: str
+    type: str
+    sender: str
+    recipients: tuple[str, ...]
+    envelope_digest: bytes
+
+
+class MessageIndex:
+    """Recorded envelopes, receipts and rejections, by id."""
+
+    def __init__(self) -> None:
+        self.messages: dict[str, MessageRecord] = {}
+        self.receipts: dict[tuple[str, str], int] = {}  # (message id, recipient) -> index
+        self.receipt_ids: dict[str, int] = {}
+        self.rejections: dict[bytes, int] = {}  # submission digest -> index
+
+    def add_message(self, record: MessageRecord) -> None:
+        self.messages[record.message_id] = record
+
+    def add_receipt(self, receipt_id: str, message_id: str, recipient: str, index: int) -> None:
+        self.receipt_ids[receipt_id] = index
+        self.receipts[(message_id, recipient)] = index
+
+    def add_rejection(self, submission_digest: bytes, index: int) -> None:
+        self.rejections[submission_digest] = index

@@ -1,0 +1,66 @@
+"""The hub's working state: every projection the admission rules need, folded entry by entry.
+
+``HubState.apply`` is the only way state changes, whether the entry was appended by this
+instance or read back from the ledger (another instance's append, or a restart), and it is
+idempotent per index, so a redelivered entry is never applied twice.
+"""
+
+from __future__ import annotations
+
+from hub.errors import ValidationError
+from hub.ledger.projections.directory import Directory, DirectoryRecord
+from hub.ledger.projections.messages import MessageIndex, MessageRecord
+from schemas.codec import decode
+from schemas.envelope import Header
+from schemas.ledger import (
+    AuthorityAdmitted,
+    EnvelopeRecorded,
+    LedgerEntry,
+    ReceiptRecorded,
+    SubmissionRejected,
+)
+from schemas.receipt import ReceiptBody
+
+__all__ = ["HubState"]
+
+
+class HubState:
+    """Directory and message index, plus the position they reflect (``next_index``)."""
+
+    def __init__(self) -> None:
+        self.directory = Directory()
+        self.messages = MessageIndex()
+        self.next_index = 0
+
+    def apply(self, entry: LedgerEntry) -> DirectoryRecord | None:
+        """Fold ``entry``; returns the directory record when the entry admitted a card."""
+        if entry.index < self.next_index:
+            return None  # already applied (redelivery)
+        if entry.index != self.next_index:
+            raise ValidationError(
+                f"ledger: entry {entry.index} applied out of order (expected {self.next_index})"
+            )
+        admitted: DirectoryRecord | None = None
+        event = entry.event
+        if isinstance(event, EnvelopeRecorded):
+            header = decode(event.header, Header, what="header")
+            self.messages.add_message(
+                MessageRecord(
+                    ledger_index=entry.index,
+                    message_id=header.message_id,
+                    case_id=header.case_id,
+                    type=header.type,
+                    sender=header.sender,
+                    recipients=tuple(header.recipients),
+                    envelope_digest=event.envelope_digest,
+                )
+            )
+        elif isinstance(event, ReceiptRecorded):
+            body = decode(event.body, ReceiptBody, what="receipt")
+            self.messages.add_receipt(body.receipt_id, body.message_id, body.recipient, entry.index)
+        elif isinstance(event, SubmissionRejected):
+            self.messages.add_rejection(event.submission_digest, entry.index)
+        elif isinstance(event, AuthorityAdmitted):
+            admitted = self.directory.apply_admitted(entry.index, entry.recorded_at, event)
+        self.next_index = entry.index + 1
+        return admitted

@@ -1,0 +1,202 @@
+"""JetStream I/O for the hub: streams, the ledger append and read, the content store.
+
+The LEDGER stream is the event log of record (STYLE rule 11). Appends carry ``Nats-Msg-Id``
+(so a retried publish is stored once) and ``Nats-Expected-Last-Sequence`` (so two hub
+instances can never both append at the same position: the loser gets :class:`LedgerConflict`,
+catches up and decides again). Ledger index ``i`` is stream sequence ``i + 1``; the stream
+denies delete and purge, so sequences have no holes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import nats.errors
+from nats.js import JetStreamContext
+from nats.js import api as js_api
+from nats.js.errors import APIError, BadRequestError, BucketNotFoundError, NotFoundError
+from nats.js.kv import KeyValue
+
+from hub import subjects
+from hub.errors import ConflictError, UnavailableError
+
+__all__ = [
+    "ContentStore",
+    "Ledger",
+    "LedgerConflict",
+    "StreamLayout",
+    "ensure_topology",
+]
+
+_WRONG_LAST_SEQUENCE = 10071
+_DAY_S = 86_400.0
+
+
+class LedgerConflict(ConflictError):
+    """Another writer appended first; catch up and decide again."""
+
+    code = "ledger_conflict"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamLayout:
+    """How the hub's streams are stored. ``replicas=3`` on a cluster (durability by quorum)."""
+
+    replicas: int = 1
+    duplicate_window_s: float = 120.0
+    deliver_max_age_s: float = 30 * _DAY_S
+    verdict_max_age_s: float = 7 * _DAY_S
+    max_msg_size: int = 8 * 1024 * 1024
+
+
+async def ensure_topology(js: JetStreamContext, layout: StreamLayout = StreamLayout()) -> None:
+    """Create the streams and buckets if missing (idempotent; safe from several instances)."""
+    file = js_api.StorageType.FILE
+    streams = [
+        js_api.StreamConfig(
+            name=subjects.SUBMIT_STREAM,
+            subjects=["mla.submit.>"],
+            storage=file,
+            num_replicas=layout.replicas,
+            duplicate_window=layout.duplicate_window_s,
+            max_msg_size=layout.max_msg_size,
+        ),
+        js_api.StreamConfig(
+            name=subjects.LEDGER_STREAM,
+            subjects=[subjects.LEDGER_SUBJECT],
+            storage=file,
+            num_replicas=layout.replicas,
+            duplicate_window=layout.duplicate_window_s,
+            deny_delete=True,
+            deny_purge=True,
+            allow_direct=True,
+        ),
+        js_api.StreamConfig(
+            name=subjects.DELIVER_STREAM,
+            subjects=["mla.deliver.>"],
+            storage=file,
+            num_replicas=layout.replicas,
+            duplicate_window=layout.duplicate_window_s,
+            max_age=layout.deliver_max_age_s,
+        ),
+        js_api.StreamConfig(
+            name=subjects.VERDICT_STREAM,
+            subjects=["mla.verdict.>"],
+            storage=file,
+            num_replicas=layout.replicas,
+            duplicate_window=layout.duplicate_window_s,
+            max_age=layout.verdict_max_age_s,
+            allow_direct=True,
+        ),
+    ]
+    for config in streams:
+        try:
+            await js.stream_info(config.name or "")
+        except NotFoundError:
+            try:
+                await js.add_stream(config)
+            except BadRequestError:  # created meanwhile by another instance
+                await js.stream_info(config.name or "")
+    for bucket, history in ((subjects.CONTENT_BUCKET, 1), (subjects.DIRECTORY_BUCKET, 1)):
+        try:
+            await js.key_value(bucket)
+        except BucketNotFoundError:
+            await js.create_key_value(
+                js_api.KeyValueConfig(
+                    bucket=bucket,
+                    history=history,
+                    storage=file,
+                    replicas=layout.replicas,
+                    max_value_size=layout.max_msg_size,
+                )
+            )
+
+
+class Ledger:
+    """Append to and read the LEDGER stream."""
+
+    def __init__(self, js: JetStreamContext) -> None:
+        self._js = js
+
+    async def size(self) -> int:
+        """Number of entries recorded (the next index)."""
+        try:
+            info = await self._js.stream_info(subjects.LEDGER_STREAM)
+        except NotFoundError as e:
+            raise UnavailableError(
+                "ledger: the LEDGER stream does not exist (hub never ran)"
+            ) from e
+        return int(info.state.last_seq)
+
+    async def append(self, entry: bytes, *, index: int, dedup_id: str) -> int:
+        """Store ``entry`` at ``index``; return the index it holds (a retried dedup id included).
+
+        Raises :class:`LedgerConflict` if the ledger already holds ``index`` entries' worth more.
+        """
+        headers = {"Nats-Msg-Id": dedup_id, "Nats-Expected-Last-Sequence": str(index)}
+        try:
+            ack = await self._js.publish(subjects.LEDGER_SUBJECT, entry, headers=headers)
+        except APIError as e:
+            if e.err_code == _WRONG_LAST_SEQUENCE:
+                raise LedgerConflict(f"ledger: index {index} was taken by another writer") from e
+            raise UnavailableError(f"ledger: append failed: {e}") from e
+        except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as e:
+            raise UnavailableError(f"ledger: append not acknowledged: {e}") from e
+        return int(ack.seq) - 1
+
+    async def read(
+        self, start: int = 0, stop: int | None = None
+    ) -> AsyncIterator[tuple[int, bytes]]:
+        """Yield ``(index, entry bytes)`` from ``start`` up to ``stop`` (default: current size)."""
+        end = await self.size() if stop is None else stop
+        if start >= end:
+            return
+        config = js_api.ConsumerConfig(
+            deliver_policy=js_api.DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=start + 1,
+            ack_policy=js_api.AckPolicy.NONE,
+            inactive_threshold=30.0,
+            max_ack_pending=-1,
+        )
+        sub = await self._js.pull_subscribe(
+            subjects.LEDGER_SUBJECT, stream=subjects.LEDGER_STREAM, config=config
+        )
+        try:
+            index = start
+            while index < end:
+                try:
+                    batch = await sub.fetch(min(1024, end - index), timeout=5.0)
+                except nats.errors.TimeoutError as e:
+                    raise UnavailableError(f"ledger: read stalled at index {index}") from e
+                for msg in batch:
+                    seq = msg.metadata.sequence.stream
+                    if seq - 1 != index:
+                        raise UnavailableError(f"ledger: expected index {index}, got {seq - 1}")
+                    yield index, msg.data
+                    index += 1
+                    if index >= end:
+                        break
+        finally:
+            await sub.unsubscribe()
+
+
+class ContentStore:
+    """Sealed envelopes beside the ledger, keyed by envelope digest (erasable by retention)."""
+
+    def __init__(self, kv: KeyValue) -> None:
+        self._kv = kv
+
+    @classmethod
+    async def open(cls, js: JetStreamContext) -> ContentStore:
+        return cls(await js.key_value(subjects.CONTENT_BUCKET))
+
+    async def put(self, digest: bytes, sealed: bytes) -> None:
+        await self._kv.put(digest.hex(), sealed)
+
+    async def get(self, digest: bytes) -> bytes | None:
+        try:
+            entry = await self._kv.get(digest.hex())
+        except (TimeoutError, NotFoundError):
+            return None
+        return entry.value

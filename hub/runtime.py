@@ -1,0 +1,92 @@
+"""Starting and stopping a hub: embedded or external NATS, the service, signal handling."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import msgspec
+from nats.aio.client import Client as NatsClient
+
+from hub.crypto.keys import OperatorKey
+from hub.gateway.admission import Limits
+from hub.gateway.connection import connect
+from hub.gateway.nats_server import EmbeddedNats, NatsServerOptions
+from hub.gateway.service import HubService
+from hub.keyfiles import read_private
+from hub.ledger.store import StreamLayout
+from hub.settings import HubPaths, HubSettings, RunInfo
+
+__all__ = ["RunningHub", "install_stop_signals", "operator_key", "running_hub"]
+
+
+@dataclass
+class RunningHub:
+    service: HubService
+    nc: NatsClient
+    nats_url: str
+    embedded: EmbeddedNats | None
+
+
+def operator_key(paths: HubPaths) -> OperatorKey:
+    return OperatorKey.from_bytes(read_private(paths.operator_key))
+
+
+@asynccontextmanager
+async def running_hub(
+    paths: HubPaths,
+    settings: HubSettings,
+    *,
+    nats_url: str | None = None,
+    nats_port: int | None = None,
+    write_run_info: bool = True,
+) -> AsyncIterator[RunningHub]:
+    """A hub service connected to NATS (started here unless ``nats_url`` is given)."""
+    embedded: EmbeddedNats | None = None
+    if nats_url is None:
+        embedded = EmbeddedNats(
+            NatsServerOptions(
+                store_dir=paths.nats,
+                port=settings.nats_port if nats_port is None else nats_port,
+                sync_always=settings.sync_always,
+            )
+        )
+        nats_url = await embedded.start()
+    try:
+        nc = await connect(nats_url, name="mla-hub")
+        try:
+            service = await HubService.open(
+                nc,
+                operator_key=operator_key(paths).public,
+                limits=Limits(max_submission_bytes=settings.max_submission_bytes),
+                layout=StreamLayout(replicas=settings.replicas),
+            )
+            if write_run_info:
+                paths.run_info.write_bytes(
+                    msgspec.json.encode(RunInfo(nats_url=nats_url, pid=os.getpid()))
+                )
+            try:
+                yield RunningHub(service, nc, nats_url, embedded)
+            finally:
+                if write_run_info:
+                    with contextlib.suppress(FileNotFoundError):
+                        paths.run_info.unlink()
+        finally:
+            with contextlib.suppress(Exception):
+                await nc.drain()
+    finally:
+        if embedded is not None:
+            await embedded.stop()
+
+
+def install_stop_signals(stop: asyncio.Event) -> None:
+    """SIGINT and SIGTERM set ``stop`` so that every task can clean up in order."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)

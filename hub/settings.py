@@ -1,0 +1,64 @@
+"""The hub's data folder and its one frozen Settings struct (STYLE rule 14)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+
+from hub.errors import ValidationError
+from schemas.codec import decode_json
+
+__all__ = ["HubPaths", "HubSettings", "RunInfo", "load_settings", "save_settings"]
+
+
+class HubSettings(msgspec.Struct, frozen=True, kw_only=True):
+    origin: str = "mla-hub.example"  # names the hub (checkpoint origin line)
+    nats_url: str = "nats://127.0.0.1:4222"  # used by every command when no --nats is given
+    nats_port: int = 4222  # where `hub up` starts the embedded server
+    max_submission_bytes: int = 4 * 1024 * 1024
+    replicas: int = 1
+    sync_always: bool = True
+
+
+class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """Written by a running ``hub up`` so that other commands find its NATS URL."""
+
+    nats_url: str
+    pid: int
+
+
+@dataclass(frozen=True, slots=True)
+class HubPaths:
+    root: Path
+
+    @property
+    def settings(self) -> Path:
+        return self.root / "hub.json"
+
+    @property
+    def operator_key(self) -> Path:
+        return self.root / "keys" / "operator.key"
+
+    @property
+    def nats(self) -> Path:
+        return self.root / "nats"
+
+    @property
+    def run_info(self) -> Path:
+        return self.root / "run.json"
+
+
+def load_settings(paths: HubPaths) -> HubSettings:
+    if not paths.settings.exists():
+        raise ValidationError(
+            f"--data: {paths.root} holds no hub; run `hub init --data {paths.root}` first",
+            field="data",
+        )
+    return decode_json(paths.settings.read_bytes(), HubSettings, what="hub.json")
+
+
+def save_settings(paths: HubPaths, settings: HubSettings) -> None:
+    paths.root.mkdir(parents=True, exist_ok=True)
+    paths.settings.write_bytes(msgspec.json.format(msgspec.json.encode(settings)) + b"\n")

@@ -1,0 +1,152 @@
+"""The node agent's NATS link to the hub: publish submissions, read verdicts and deliveries,
+fetch directory cards.
+
+Each agent reads its deliveries through its own durable consumer, so messages sent while it was
+offline wait in the DELIVER stream and arrive when it comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import nats.errors
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js import api as js_api
+from nats.js.errors import BucketNotFoundError, NotFoundError
+
+from hub import subjects
+from hub.errors import HubError, UnavailableError
+from hub.gateway.connection import connect
+from hub.gateway.intake_client import IntakeClient
+from hub.logs import get_logger
+from schemas.codec import decode
+from schemas.directory import AdmittedCard
+from schemas.transport import Delivery, Verdict
+
+__all__ = ["HubLink", "Inbound", "connect"]
+
+
+_log = get_logger("node_agent.transport")
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One message for this agent: a delivery or a verdict, with its ack handle."""
+
+    delivery: Delivery | None
+    verdict: Verdict | None
+    msg: Msg
+
+    async def ack(self) -> None:
+        await self.msg.ack()
+
+
+class HubLink(IntakeClient):
+    """What an authority's agent does over NATS, beyond submitting."""
+
+    def __init__(self, nc: NatsClient, authority: str) -> None:
+        super().__init__(nc, authority)
+        self.authority = authority
+
+    async def card(self, authority: str) -> AdmittedCard | None:
+        return await self._directory_get(subjects.card_key(authority))
+
+    async def key_card(self, authority: str, key_id: str) -> AdmittedCard | None:
+        return await self._directory_get(subjects.key_history_key(authority, key_id))
+
+    async def _directory_get(self, key: str) -> AdmittedCard | None:
+        try:
+            kv = await self.js.key_value(subjects.DIRECTORY_BUCKET)
+            entry = await kv.get(key)
+        except (BucketNotFoundError, NotFoundError):
+            return None
+        except nats.errors.TimeoutError as e:
+            raise UnavailableError("directory: not answered in time") from e
+        return decode(entry.value or b"", AdmittedCard, what="directory card")
+
+    async def inbound(self, stop: asyncio.Event) -> AsyncIterator[Inbound]:
+        """Deliveries and verdicts for this authority, through its durable consumers."""
+        await _wait_for_streams(self.js, stop)
+        deliveries = await self._durable(
+            subjects.DELIVER_STREAM, subjects.deliver(self.authority), f"agent-{self.authority}"
+        )
+        verdicts = await self._durable(
+            subjects.VERDICT_STREAM,
+            subjects.verdicts_of(self.authority),
+            f"agent-{self.authority}-verdicts",
+        )
+        queue: asyncio.Queue[Inbound] = asyncio.Queue(maxsize=256)
+        pumps = [
+            asyncio.create_task(_pump(verdicts, stop, queue, _as_verdict)),
+            asyncio.create_task(_pump(deliveries, stop, queue, _as_delivery)),
+        ]
+        try:
+            while not stop.is_set():
+                getter = asyncio.ensure_future(queue.get())
+                stopper = asyncio.ensure_future(stop.wait())
+                done, _ = await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                stopper.cancel()
+                if getter in done:
+                    yield getter.result()
+                else:
+                    getter.cancel()
+        finally:
+            for pump in pumps:
+                pump.cancel()
+            await asyncio.gather(*pumps, return_exceptions=True)
+
+    async def _durable(
+        self, stream: str, subject: str, durable: str
+    ) -> JetStreamContext.PullSubscription:
+        config = js_api.ConsumerConfig(
+            durable_name=durable,
+            filter_subject=subject,
+            ack_policy=js_api.AckPolicy.EXPLICIT,
+            ack_wait=30.0,
+            deliver_policy=js_api.DeliverPolicy.ALL,
+        )
+        return await self.js.pull_subscribe(subject, durable=durable, stream=stream, config=config)
+
+
+def _as_verdict(msg: Msg) -> Inbound:
+    return Inbound(None, decode(msg.data, Verdict, what="verdict"), msg)
+
+
+def _as_delivery(msg: Msg) -> Inbound:
+    return Inbound(decode(msg.data, Delivery, what="delivery"), None, msg)
+
+
+async def _pump(
+    sub: JetStreamContext.PullSubscription,
+    stop: asyncio.Event,
+    queue: asyncio.Queue[Inbound],
+    convert: Callable[[Msg], Inbound],
+) -> None:
+    while not stop.is_set():
+        try:
+            msgs = await sub.fetch(64, timeout=1.0)
+        except nats.errors.TimeoutError:
+            continue
+        for msg in msgs:
+            try:
+                item = convert(msg)
+            except HubError as e:  # undecodable: park it, keep serving the rest
+                _log.error("inbound_undecodable", subject=msg.subject, reason=e.code, detail=str(e))
+                await msg.term()
+                continue
+            await queue.put(item)
+
+
+async def _wait_for_streams(js: JetStreamContext, stop: asyncio.Event) -> None:
+    """Before the hub's first start the streams do not exist yet: wait for them."""
+    while not stop.is_set():
+        try:
+            await js.stream_info(subjects.DELIVER_STREAM)
+            await js.stream_info(subjects.VERDICT_STREAM)
+            return
+        except NotFoundError:
+            await asyncio.sleep(0.5)

@@ -1,0 +1,105 @@
+"""The sealed envelope: a signed cleartext header and an encrypted body (DESIGN.md section 4).
+
+Wire layout (version 1):
+
+- ``Header``: what the hub and the ledger may read (ids, parties, type, time, and the metadata
+  that tracking and statistics need). Carried as canonical bytes in ``Envelope.header``.
+- ``Body``: the content, encrypted once with a fresh content key (AES-256-GCM, the header
+  digest and the part number as AAD). Attachments are further parts under the same key.
+- ``WrappedKey``: the content key wrapped with HPKE for each recipient.
+- ``Envelope.signature``: Ed25519 by the sender over the envelope digest, which commits to the
+  header bytes, every ciphertext digest and the wrapped keys (``hub.crypto.envelope``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+
+from schemas.codec import Evolving, Strict
+from schemas.common import AuthorityId, Kind, MessageId, MessageType
+
+__all__ = [
+    "AttachmentMeta",
+    "Body",
+    "CaseMeta",
+    "Envelope",
+    "Handling",
+    "Header",
+    "WrappedKey",
+]
+
+Urgency = Literal["normal", "urgent"]
+
+
+class Handling(Evolving, kw_only=True, tag="mla.envelope.handling.v1"):
+    """Conditions that travel signed with a request (UNTOC art. 18(19), 18(20))."""
+
+    use_limitation: bool = True
+    confidential: bool = True
+    code: Literal["H0", "H1", "H2", "H3"] = "H1"
+
+
+class CaseMeta(Evolving, kw_only=True, tag="mla.envelope.case_meta.v1"):
+    """Cleartext metadata for tracking and statistics; facts and persons stay encrypted."""
+
+    kind: Kind = "mla"
+    nature: list[str] = []
+    legal_basis: str | None = None
+    urgency: Urgency = "normal"
+    deadline: datetime | None = None
+    handling: Handling | None = None
+
+
+class Header(Strict, kw_only=True, tag="mla.envelope.header.v1"):
+    """Signed cleartext header. Unknown fields are refused (outer wire struct)."""
+
+    message_id: MessageId
+    case_id: MessageId
+    type: MessageType
+    sender: AuthorityId
+    sender_key_id: str
+    recipients: Annotated[list[AuthorityId], msgspec.Meta(min_length=1, max_length=16)]
+    sent_at: datetime
+    in_reply_to: MessageId | None = None
+    meta: CaseMeta | None = None
+    aead: Literal["aes-256-gcm"] = "aes-256-gcm"
+    attachment_count: Annotated[int, msgspec.Meta(ge=0, le=64)] = 0
+
+
+class WrappedKey(Strict, kw_only=True, tag="mla.envelope.wrapped_key.v1"):
+    """The content key, HPKE-wrapped to one recipient's encryption key."""
+
+    recipient: AuthorityId
+    key_id: str
+    suite: Literal["mlkem768x25519", "x25519"]
+    enc: bytes
+
+
+class Envelope(Strict, kw_only=True, tag="mla.envelope.v1"):
+    """What a sender submits: header bytes, wrapped keys, ciphertexts, signature."""
+
+    header: bytes
+    wrapped_keys: list[WrappedKey]
+    body: bytes
+    attachments: list[bytes] = []
+    signature: bytes
+
+
+class AttachmentMeta(Evolving, kw_only=True, tag="mla.envelope.attachment.v1"):
+    """Describes one attachment inside the encrypted body (names are content, not metadata)."""
+
+    name: str
+    media_type: str = "application/octet-stream"
+    size: int
+    sha256: bytes
+
+
+class Body(Evolving, kw_only=True, tag="mla.envelope.body.v1"):
+    """The encrypted content of a message."""
+
+    text: str = ""
+    attachments: list[AttachmentMeta] = []
+    fields: dict[str, str] = {}

@@ -1,0 +1,39 @@
+"""What the hub sends back over NATS: deliveries to recipients and verdicts to senders."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from schemas.codec import Strict
+from schemas.common import MessageId
+from schemas.directory import AdmissionRequest
+from schemas.envelope import Envelope
+from schemas.receipt import Receipt
+
+__all__ = ["Delivery", "Submission", "Verdict"]
+
+Submission = Envelope | Receipt | AdmissionRequest
+
+
+class Delivery(Strict, kw_only=True, tag="mla.transport.delivery.v1"):
+    """A recorded envelope or receipt, handed to an addressee with its ledger position."""
+
+    ledger_index: int
+    recorded_at: datetime
+    item: Envelope | Receipt
+
+
+class Verdict(Strict, kw_only=True, tag="mla.transport.verdict.v1"):
+    """The hub's answer to one submission.
+
+    ``duplicate`` means the message id was already recorded; ``ledger_index`` then points at
+    the original entry, so a retrying sender learns where its message landed.
+    """
+
+    message_id: MessageId | None
+    status: Literal["accepted", "duplicate", "rejected"]
+    ledger_index: int | None = None
+    recorded_at: datetime | None = None
+    reason: str | None = None
+    detail: str | None = None
