@@ -12,6 +12,7 @@ import msgspec
 from hub import logs, subjects
 from hub.clock import SystemClock
 from hub.console import EXIT_REFUSED, print_json, run_command, table
+from hub.gateway.connection import close as close_connection
 from hub.gateway.connection import connect
 from hub.gateway.intake_client import IntakeClient
 from hub.ledger.describe import describe
@@ -91,7 +92,7 @@ async def cmd_ledger(args: argparse.Namespace) -> int:
             async for index, data in ledger.read()
         ]
     finally:
-        await nc.drain()
+        await close_connection(nc)
     if args.json:
         print_json(summaries)
         return 0

@@ -15,6 +15,7 @@ from nats.aio.client import Client as NatsClient
 
 from hub.crypto.keys import OperatorKey
 from hub.gateway.admission import Limits
+from hub.gateway.connection import close as close_connection
 from hub.gateway.connection import connect
 from hub.gateway.nats_server import EmbeddedNats, NatsServerOptions
 from hub.gateway.service import HubService
@@ -77,8 +78,7 @@ async def running_hub(
                     with contextlib.suppress(FileNotFoundError):
                         paths.run_info.unlink()
         finally:
-            with contextlib.suppress(Exception):
-                await nc.drain()
+            await close_connection(nc)
     finally:
         if embedded is not None:
             await embedded.stop()

@@ -72,7 +72,7 @@ def decode(data: bytes, type_: type[T] | Any, *, what: str | None = None) -> T:
         result: T = _msgpack_decoder(type_).decode(data)
     except msgspec.ValidationError as e:
         raise SchemaInvalid(f"{name}: {e}", field=_field_of(e)) from e
-    except msgspec.DecodeError as e:
+    except (msgspec.DecodeError, ValueError, OverflowError) as e:  # bad UTF-8 is a ValueError
         raise Malformed(f"{name}: not valid msgpack ({e})") from e
     return result
 
@@ -84,7 +84,7 @@ def decode_json(data: bytes | str, type_: type[T] | Any, *, what: str | None = N
         result: T = _json_decoder(type_).decode(data)
     except msgspec.ValidationError as e:
         raise SchemaInvalid(f"{name}: {e}", field=_field_of(e)) from e
-    except msgspec.DecodeError as e:
+    except (msgspec.DecodeError, ValueError, OverflowError) as e:  # bad UTF-8 is a ValueError
         raise Malformed(f"{name}: not valid JSON ({e})") from e
     return result
 

@@ -13,6 +13,7 @@ from nats.js import JetStreamContext
 
 from hub import subjects
 from hub.errors import UnavailableError
+from hub.gateway.connection import close as close_connection
 from schemas.codec import decode
 from schemas.transport import Verdict
 
@@ -28,8 +29,7 @@ class IntakeClient:
         self.sender = sender
 
     async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            await self.nc.drain()
+        await close_connection(self.nc)
 
     async def publish(self, message_id: str, payload: bytes) -> None:
         """Hand a submission to the intake; returns once JetStream holds it (on disk)."""

@@ -180,7 +180,8 @@ RULES: Final[tuple[Rule, ...]] = (
     Rule(type="request.acknowledge", actor="requested", moves=_to("acknowledged", "submitted"),
          summary="acknowledge receipt (once)"),
     Rule(type="request.supplement_requested", actor="requested",
-         moves=_to("supplement_requested", *_ACTIVE[1:]),
+         moves=_to("supplement_requested", *_AFTER_ACK, "supplement_requested",
+                   "refusal_consultation"),
          summary="ask for additional information", cite="UNTOC art. 18(16)"),
     Rule(type="request.supplemented", actor="requesting",
          moves=(("supplement_requested", RESUME),
@@ -222,9 +223,10 @@ _BY_KEY: Final[Mapping[tuple[str, bool | None], Rule]] = MappingProxyType(
 )
 
 
-_PREFIX_TYPES: Final[Mapping[str, CaseType]] = MappingProxyType(
-    {"request": "request", "consultation": "consultation"}
-)
+_PREFIX_TYPES: Final[Mapping[str, CaseType]] = {
+    "request": "request",
+    "consultation": "consultation",
+}
 
 
 def _refuse(rule: str, message: str, field: str = "type") -> InvalidTransition:
@@ -232,7 +234,7 @@ def _refuse(rule: str, message: str, field: str = "type") -> InvalidTransition:
 
 
 def _cite(rule: Rule) -> str:
-    return f" ({rule.cite})" if rule.cite and rule.cite.startswith("UNTOC") else ""
+    return f" ({rule.cite})" if rule.cite.startswith("UNTOC") else ""
 
 
 def _rule_for(event: CaseEvent) -> Rule:
@@ -329,10 +331,6 @@ def _target(state: CaseState, event: CaseEvent, rule: Rule) -> str:
     return target
 
 
-def _case_type_of(message_type: str) -> CaseType | None:
-    return _PREFIX_TYPES.get(message_type.partition(".")[0])
-
-
 def next_state(state: CaseState | None, event: CaseEvent) -> CaseState:
     """Return the case state after ``event``, or raise ``InvalidTransition`` naming the rule.
 
@@ -343,7 +341,7 @@ def next_state(state: CaseState | None, event: CaseEvent) -> CaseState:
         return _start(event, rule)
     if event.type in START_TYPES:
         raise _refuse("case_exists", f"{event.type} cannot be sent on an existing case")
-    expected = _case_type_of(event.type)
+    expected = _PREFIX_TYPES.get(event.type.partition(".")[0])
     if expected is not None and expected != state.case_type:
         raise _refuse(
             "wrong_case_type",

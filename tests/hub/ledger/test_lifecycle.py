@@ -527,6 +527,7 @@ class TestProperties:
     def test_guided_walks(self, rnd: random.Random) -> None:
         """Walks that mostly follow allowed_types, so they reach every end of the lifecycle."""
         state: CaseState | None = None
+        acknowledged = False
         for _ in range(rnd.randint(1, 40)):
             sender = REQUESTED if rnd.random() < 0.65 else REQUESTING
             allowed = allowed_types(state, sender)
@@ -539,6 +540,9 @@ class TestProperties:
             if type_ in allowed:
                 assert after is not None
             state = after or state
+            acknowledged |= after is not None and e.type == "request.acknowledge"
+            if state is not None and state.case_type == "request":  # nothing skips the ack
+                assert acknowledged or state.state in {"submitted", "withdrawn", "closed"}
             if state is not None and state.state == "closed":
                 assert allowed_types(state, REQUESTING) == allowed_types(state, REQUESTED) == ()
                 break

@@ -1,0 +1,220 @@
+"""A small harness around real components: an embedded nats-server, the hub service, agents.
+
+Nothing here is a mock: the hub is ``HubService`` on a real JetStream, agents are ``Agent`` with
+their SQLite stores and real keys. Factories keep each test's setup to a few lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nats.aio.client import Client as NatsClient
+
+from hub import ids, subjects
+from hub.clock import SystemClock
+from hub.crypto.keys import AuthorityKeys, OperatorKey
+from hub.gateway.admission import Limits
+from hub.gateway.connection import close as close_connection
+from hub.gateway.connection import connect
+from hub.gateway.intake_client import IntakeClient
+from hub.gateway.nats_server import EmbeddedNats, NatsServerOptions
+from hub.gateway.service import HubService
+from hub.ledger.store import Ledger
+from hub.operator import admission_request, submit_admission
+from node_agent.agent import Agent, Attachment, Outgoing
+from node_agent.config import AgentPaths, AgentSettings
+from node_agent.directory import AgentDirectory
+from node_agent.identity import card_file, init_agent
+from node_agent.store import AgentStore
+from node_agent.transport import HubLink
+from schemas.codec import decode
+from schemas.envelope import CaseMeta
+from schemas.ledger import LedgerEntry
+from schemas.transport import Verdict
+
+__all__ = ["AuthorityHarness", "HubHarness", "eventually"]
+
+
+async def eventually(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    """Wait until ``check()`` holds, or fail naming ``what`` (bounded, never hangs)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+class HubHarness:
+    """A hub on its own nats-server in ``root``; can be stopped and restarted on the same data."""
+
+    def __init__(self, root: Path, limits: Limits = Limits()) -> None:
+        self.root = root
+        self.operator = OperatorKey.generate()
+        self.limits = limits
+        self.server = EmbeddedNats(NatsServerOptions(store_dir=root / "nats"))
+        self.url = ""
+        self.nc: NatsClient | None = None
+        self.service: HubService | None = None
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.authorities: list[AuthorityHarness] = []
+
+    async def start(self, *, service: bool = True) -> None:
+        """Start the nats-server (same port on a restart) and, by default, the hub service."""
+        self.url = await self.server.start()
+        if service:
+            await self.start_service()
+
+    async def start_service(self) -> None:
+        self.nc = await connect(self.url, name="test-hub")
+        self.service = await HubService.open(
+            self.nc, operator_key=self.operator.public, limits=self.limits
+        )
+        self._stop = asyncio.Event()
+        self._task = asyncio.create_task(self.service.run(self._stop))
+
+    async def stop_service(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        if self.nc is not None:
+            await close_connection(self.nc)
+            self.nc = None
+
+    async def stop(self) -> None:
+        await self.stop_service()
+        await self.server.stop()
+
+    async def restart(self) -> None:
+        """Stop everything, then start again on the same data folder and port."""
+        await self.stop()
+        await self.start_again()
+
+    async def start_again(self) -> None:
+        """After :meth:`stop`: the same data folder and port, so clients reconnect by themselves."""
+        port = int(self.url.rsplit(":", 1)[1])
+        self.server = EmbeddedNats(NatsServerOptions(store_dir=self.root / "nats", port=port))
+        await self.start()
+
+    async def close(self) -> None:
+        for authority in self.authorities:
+            await authority.close()
+        await self.stop()
+
+    async def admit(self, authority: AuthorityHarness) -> Verdict:
+        assert self.nc is not None
+        made = card_file(authority.settings, authority.keys, now=SystemClock().now())
+        request = admission_request(made, self.operator, now=SystemClock().now())
+        return await submit_admission(IntakeClient(self.nc, subjects.OPERATOR), request, 10.0)
+
+    async def authority(self, authority_id: str, *, admit: bool = True) -> AuthorityHarness:
+        """A new authority with its own folder, keys and store; admitted by default."""
+        made = AuthorityHarness(self.root / authority_id, authority_id, self)
+        self.authorities.append(made)
+        if admit:
+            verdict = await self.admit(made)
+            assert verdict.status == "accepted", verdict
+        return made
+
+    async def entries(self) -> list[LedgerEntry]:
+        nc = await connect(self.url, name="test-ledger-reader")
+        try:
+            return [
+                decode(data, LedgerEntry, what="entry")
+                async for _, data in Ledger(nc.jetstream()).read()
+            ]
+        finally:
+            await close_connection(nc)
+
+
+@dataclass
+class AuthorityHarness:
+    root: Path
+    id: str
+    hub: HubHarness
+    settings: AgentSettings = field(init=False)
+    keys: AuthorityKeys = field(init=False)
+    store: AgentStore = field(init=False)
+    agent: Agent = field(init=False)
+    link: HubLink | None = None
+    directory: AgentDirectory | None = None
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _task: asyncio.Task[None] | None = None
+
+    def __post_init__(self) -> None:
+        paths = AgentPaths(self.root)
+        self.settings = AgentSettings(
+            id=self.id,
+            state=self.id[:2],
+            name=f"Central Authority of {self.id[:2]}",
+            kinds=["mla", "extradition"],
+            languages=["en"],
+            hub=self.hub.url,
+            operator_key=self.hub.operator.public.hex(),
+        )
+        self.keys = init_agent(paths, self.settings, now=SystemClock().now())
+        self.store = AgentStore(paths.database)
+        self.agent = Agent(
+            authority=self.id,
+            keys=self.keys,
+            store=self.store,
+            inbox_dir=paths.inbox,
+            clock=SystemClock(),
+        )
+
+    async def connect(self) -> HubLink:
+        if self.link is None:
+            self.link = HubLink(await connect(self.hub.url, name=self.id), self.id)
+            operator = self.hub.operator.public
+            self.directory = AgentDirectory(self.store, self.link, operator)
+        return self.link
+
+    async def start(self) -> None:
+        """Run the agent loop (receive, decrypt, verify, receipts, resend) in the background."""
+        link = await self.connect()
+        assert self.directory is not None
+        self._stop = asyncio.Event()
+        self._task = asyncio.create_task(self.agent.run(link, self.directory, self._stop))
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        if self.link is not None:
+            await self.link.close()
+            self.link = None
+
+    async def close(self) -> None:
+        await self.stop()
+        self.store.close()
+
+    async def send_request(
+        self,
+        to: str,
+        text: str = "Please take the evidence of the witness.",
+        attachments: tuple[Attachment, ...] = (),
+        *,
+        wait: float = 10.0,
+    ) -> tuple[str, str]:
+        """Queue and submit a request; returns (message id, status)."""
+        link = await self.connect()
+        assert self.directory is not None
+        message_id = await self.agent.queue(
+            Outgoing(
+                to=to,
+                type="request.submit",
+                case_id=ids.uuid7(),
+                text=text,
+                attachments=attachments,
+                meta=CaseMeta(kind="mla", nature=["taking-evidence"], legal_basis="untoc-art18"),
+            ),
+            self.directory,
+        )
+        result = await self.agent.submit(link, message_id, wait)
+        return message_id, result.status

@@ -1,0 +1,180 @@
+"""The documented deployment flow, as separate processes: the real `hub` and `node-agent`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.nats
+
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [str(BIN / args[0]), *args[1:]], check=False, capture_output=True, text=True, timeout=60
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"{args} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+        )
+    return result
+
+
+class Background:
+    """A long-running command, stopped with SIGTERM like an operator's Ctrl-C."""
+
+    def __init__(self, *args: str, ready: str) -> None:
+        self.proc = subprocess.Popen(
+            [str(BIN / args[0]), *args[1:]],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        deadline = time.monotonic() + 20
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if ready in line:
+                return
+            if not line and self.proc.poll() is not None:
+                break
+        self.stop()
+        raise AssertionError(f"{args} did not print {ready!r}")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return -9
+
+
+@pytest.fixture
+def hub_up(tmp_path: Path) -> Iterator[tuple[Path, str, str]]:
+    hub = tmp_path / "H"
+    init = json.loads(run("hub", "init", "--data", str(hub), "--json").stdout)
+    port = _free_port()
+    process = Background("hub", "up", "--data", str(hub), "--nats-port", str(port), ready="hub up")
+    try:
+        yield hub, f"nats://127.0.0.1:{port}", init["operator_key"]
+    finally:
+        assert process.stop() == 0
+
+
+def test_separate_processes_flow(tmp_path: Path, hub_up: tuple[Path, str, str]) -> None:
+    hub, url, operator_key = hub_up
+    a, b = tmp_path / "A", tmp_path / "B"
+    for folder, ident in ((a, "XA-MOJ"), (b, "XB-MOJ")):
+        run(
+            "node-agent", "init", "--data", str(folder), "--id", ident, "--state", ident[:2],
+            "--name", f"Central Authority of {ident[:2]}", "--kinds", "mla,extradition",
+            "--languages", "en,fr", "--hub", url, "--operator-key", operator_key,
+        )  # fmt: skip
+        card = tmp_path / f"{ident}.card.json"
+        card.write_text(run("node-agent", "card", "--data", str(folder)).stdout)
+        admitted = json.loads(run("hub", "admit", "--data", str(hub), str(card), "--json").stdout)
+        assert (admitted["authority"], admitted["status"]) == (ident, "accepted")
+        assert stat_mode(folder / "keys" / "authority.key") == 0o600
+
+    receiver = Background("node-agent", "run", "--data", str(b), ready="running")
+    try:
+        body = tmp_path / "req.txt"
+        body.write_text("Please hear witness W. on the transfers of March 2025.")
+        pdf = tmp_path / "evidence-list.pdf"
+        pdf.write_bytes(b"%PDF-1.4 list")
+        submitted = json.loads(
+            run(
+                "node-agent", "request", "submit", "--data", str(a), "--to", "XB-MOJ",
+                "--kind", "mla", "--legal-basis", "untoc-art18", "--nature", "taking-evidence",
+                "--body-file", str(body), "--attach", str(pdf), "--json",
+            ).stdout
+        )  # fmt: skip
+        assert submitted["status"] == "accepted"
+        assert {"case_id", "message_id", "ledger_index"} <= submitted.keys()
+        assert submitted["ledger_index"] == 2
+
+        inbox: list[dict[str, object]] = []
+        for _ in range(100):
+            inbox = json.loads(run("node-agent", "inbox", "--data", str(b), "--json").stdout)
+            if inbox and inbox[0]["receipt_status"] == "accepted":
+                break
+            time.sleep(0.1)
+        assert len(inbox) == 1
+        message = inbox[0]
+        assert message["message_id"] == submitted["message_id"]
+        assert message["body"] == "Please hear witness W. on the transfers of March 2025."
+        assert message["verified"] is True
+        assert message["attachments"][0]["name"] == "evidence-list.pdf"  # type: ignore[index]
+        assert message["receipt_status"] == "accepted"
+    finally:
+        assert receiver.stop() == 0
+
+    ledger = json.loads(run("hub", "ledger", "--data", str(hub), "--json").stdout)
+    assert [(e["index"], e["type"], e["actor"]) for e in ledger] == [
+        (0, "authority.admit", "operator"),
+        (1, "authority.admit", "operator"),
+        (2, "request.submit", "XA-MOJ"),
+        (3, "receipt", "XB-MOJ"),
+    ]
+    assert ledger[2]["case_id"] == submitted["case_id"]
+
+
+def test_bad_identifier_is_refused_clearly(tmp_path: Path) -> None:
+    result = run(
+        "node-agent", "init", "--data", str(tmp_path / "A"), "--id", "xa_moj", "--state", "XA",
+        "--name", "A", check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "'xa_moj' is not an authority id" in result.stderr
+    assert "^[A-Z]{2}-[A-Z0-9-]{2,32}$" in result.stderr
+    assert not (tmp_path / "A").exists()
+
+
+def test_commands_on_an_uninitialised_folder(tmp_path: Path) -> None:
+    result = run("node-agent", "inbox", "--data", str(tmp_path / "none"), "--json", check=False)
+    assert result.returncode == 2
+    assert "holds no node agent" in result.stderr
+    result = run("hub", "ledger", "--data", str(tmp_path / "none"), check=False)
+    assert result.returncode == 2
+    assert "holds no hub" in result.stderr
+
+
+def test_demo_runs_and_cleans_up(tmp_path: Path) -> None:
+    result = run("hub", "demo", "--data", str(tmp_path / "demo"))
+    assert "[7] XB-MOJ returned a signed receipt" in result.stdout
+    assert "request.submit" in result.stdout
+    assert "Demo complete" in result.stdout
+    log = (tmp_path / "demo" / "hub" / "nats" / "nats-server.log").read_text()
+    pid = int(log.split("]", 1)[0].lstrip("["))  # nats-server prefixes each line with its pid
+    assert "Server Exiting" in log
+    assert not _alive(pid), f"nats-server {pid} left running"
+
+
+def stat_mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
