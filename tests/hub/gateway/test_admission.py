@@ -138,6 +138,6 @@ def test_mutated_valid_envelope_is_never_accepted(position: int, xor: int) -> No
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.integers(min_value=0, max_value=len(VALID)))
+@given(st.integers(min_value=0, max_value=len(VALID) - 1))
 def test_truncated_envelope_is_rejected(length: int) -> None:
     assert isinstance(_decide(VALID[:length]), Reject)
