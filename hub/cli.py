@@ -107,7 +107,11 @@ async def cmd_ledger(args: argparse.Namespace) -> int:
 async def cmd_demo(args: argparse.Namespace) -> int:
     from hub.demo import run_demo
 
-    return await run_demo(args.data)
+    try:
+        return await run_demo(args.data)
+    except asyncio.CancelledError:
+        print("\ninterrupted: every process the demo started has been stopped")
+        return 130
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -25,7 +25,7 @@ from hub.gateway.connection import connect
 from hub.gateway.intake_client import IntakeClient
 from hub.ledger.describe import describe
 from hub.operator import admission_request, init_hub, submit_admission
-from hub.runtime import install_stop_signals, running_hub
+from hub.runtime import cancel_on_signals, running_hub
 from hub.settings import HubPaths, HubSettings
 from node_agent.agent import Agent, Attachment, Outgoing
 from node_agent.config import AgentPaths, AgentSettings
@@ -115,7 +115,7 @@ async def run_demo(data: Path | None) -> int:
 
 async def _demo(root: Path) -> int:
     stop = asyncio.Event()
-    install_stop_signals(stop)
+    cancel_on_signals()
     hub_paths = HubPaths(root / "hub")
     operator = init_hub(hub_paths, HubSettings(origin="demo.mla-hub.example"))
     _step(1, f"Hub initialised in {hub_paths.root}; operator key {operator.public.hex()[:16]}...")

@@ -23,7 +23,13 @@ from hub.keyfiles import read_private
 from hub.ledger.store import StreamLayout
 from hub.settings import HubPaths, HubSettings, RunInfo
 
-__all__ = ["RunningHub", "install_stop_signals", "operator_key", "running_hub"]
+__all__ = [
+    "RunningHub",
+    "cancel_on_signals",
+    "install_stop_signals",
+    "operator_key",
+    "running_hub",
+]
 
 
 @dataclass
@@ -90,3 +96,13 @@ def install_stop_signals(stop: asyncio.Event) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+
+
+def cancel_on_signals() -> None:
+    """SIGINT and SIGTERM cancel the current task, so its ``finally`` blocks clean up."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, task.cancel)

@@ -168,6 +168,15 @@ def test_demo_runs_and_cleans_up(tmp_path: Path) -> None:
     assert not _alive(pid), f"nats-server {pid} left running"
 
 
+def test_demo_interrupted_cleans_up(tmp_path: Path) -> None:
+    demo = Background("hub", "demo", "--data", str(tmp_path / "demo"), ready="[3]")
+    demo.proc.send_signal(signal.SIGINT)
+    assert demo.stop() == 130
+    log = (tmp_path / "demo" / "hub" / "nats" / "nats-server.log").read_text()
+    pid = int(log.split("]", 1)[0].lstrip("["))
+    assert not _alive(pid), f"nats-server {pid} left running after Ctrl-C"
+
+
 def stat_mode(path: Path) -> int:
     return path.stat().st_mode & 0o777
 
