@@ -23,11 +23,12 @@ from hub.crypto.digest import sha256
 from hub.crypto.keys import AuthorityKeys
 from hub.errors import HubError, UnavailableError
 from hub.logs import get_logger
+from node_agent.cases import local_cases
 from node_agent.directory import AgentDirectory
 from node_agent.store import AgentStore, InboxRow
 from node_agent.transport import HubLink, Inbound
 from schemas.codec import decode, encode
-from schemas.envelope import AttachmentMeta, Body, CaseMeta, Header
+from schemas.envelope import ActionMeta, AttachmentMeta, Body, CaseMeta, Header
 from schemas.receipt import Receipt
 from schemas.transport import Delivery, Verdict
 
@@ -42,6 +43,7 @@ class Attachment:
     name: str
     data: bytes
     media_type: str = "application/octet-stream"
+    role: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +58,7 @@ class Outgoing:
     meta: CaseMeta | None = None
     in_reply_to: str | None = None
     fields: dict[str, str] | None = None
+    action: ActionMeta | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,13 +96,21 @@ class Agent:
     # --- outgoing ----------------------------------------------------------------------------
 
     async def queue(self, outgoing: Outgoing, directory: AgentDirectory) -> str:
-        """Seal ``outgoing`` and write it to the outbox before any send; returns its id."""
+        """Seal ``outgoing`` and write it to the outbox before any send; returns its id.
+
+        Refuses (``InvalidTransition`` or ``ValidationError``, the same reason the hub would
+        give) when the case lifecycle does not allow this action now.
+        """
         recipient = await directory.recipient(outgoing.to)
         body = Body(
             text=outgoing.text,
             attachments=[
                 AttachmentMeta(
-                    name=a.name, media_type=a.media_type, size=len(a.data), sha256=sha256(a.data)
+                    name=a.name,
+                    role=a.role,
+                    media_type=a.media_type,
+                    size=len(a.data),
+                    sha256=sha256(a.data),
                 )
                 for a in outgoing.attachments
             ],
@@ -119,7 +130,11 @@ class Agent:
             now=now,
             in_reply_to=outgoing.in_reply_to,
             meta=outgoing.meta,
+            action=outgoing.action,
         )
+        header = decode(envelope.header, Header, what="header")
+        linked = outgoing.action.after_consultation if outgoing.action else None
+        local_cases(self.store, [outgoing.case_id, linked]).check(header)  # as the hub will
         self.store.outbox_add(
             message_id=message_id,
             case_id=outgoing.case_id,
@@ -181,6 +196,7 @@ class Agent:
             verdict.message_id,
             status=verdict.status,
             ledger_index=verdict.ledger_index,
+            recorded_at=verdict.recorded_at,
             reason=verdict.reason,
             detail=verdict.detail,
             now=self.clock.now(),

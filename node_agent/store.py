@@ -29,10 +29,12 @@ CREATE TABLE IF NOT EXISTS outbox (
     created_at   TEXT NOT NULL,
     status       TEXT NOT NULL,          -- queued | submitted | accepted | duplicate | rejected
     ledger_index INTEGER,
+    recorded_at  TEXT,
     reason       TEXT,
     detail       TEXT,
     updated_at   TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS outbox_case ON outbox(case_id);
 CREATE INDEX IF NOT EXISTS outbox_status ON outbox(status);
 CREATE TABLE IF NOT EXISTS inbox (
     message_id      TEXT PRIMARY KEY,
@@ -49,6 +51,7 @@ CREATE TABLE IF NOT EXISTS inbox (
     receipt_id      TEXT NOT NULL,
     received_at     TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS inbox_case ON inbox(case_id);
 CREATE TABLE IF NOT EXISTS directory_cache (
     authority    TEXT NOT NULL,
     key_id       TEXT NOT NULL,
@@ -80,6 +83,7 @@ class OutboxRow:
     created_at: str
     status: str
     ledger_index: int | None
+    recorded_at: str | None
     reason: str | None
     detail: str | None
 
@@ -179,16 +183,18 @@ class AgentStore:
         *,
         status: str,
         ledger_index: int | None,
+        recorded_at: datetime | None,
         reason: str | None,
         detail: str | None,
         now: datetime,
     ) -> bool:
         """Store the hub's verdict; False if the message is not in this outbox."""
+        recorded = recorded_at.isoformat() if recorded_at else None
         with self._tx() as db:
             cursor = db.execute(
-                "UPDATE outbox SET status=?, ledger_index=?, reason=?, detail=?, updated_at=? "
-                "WHERE message_id=?",
-                (status, ledger_index, reason, detail, now.isoformat(), message_id),
+                "UPDATE outbox SET status=?, ledger_index=?, recorded_at=?, reason=?, detail=?,"
+                " updated_at=? WHERE message_id=?",
+                (status, ledger_index, recorded, reason, detail, now.isoformat(), message_id),
             )
             return cursor.rowcount > 0
 
@@ -203,10 +209,13 @@ class AgentStore:
     def outbox_all(self) -> list[OutboxRow]:
         return self._outbox("ORDER BY created_at")
 
+    def outbox_of_case(self, case_id: str) -> list[OutboxRow]:
+        return self._outbox("WHERE case_id=? AND item='envelope' ORDER BY created_at", (case_id,))
+
     def _outbox(self, where: str, args: tuple[object, ...] = ()) -> list[OutboxRow]:
         cursor = self._db.execute(
             "SELECT message_id, case_id, item, type, recipients, payload, body_text, created_at,"
-            f" status, ledger_index, reason, detail FROM outbox {where}",
+            f" status, ledger_index, recorded_at, reason, detail FROM outbox {where}",
             args,
         )
         return [
@@ -245,6 +254,9 @@ class AgentStore:
 
     def inbox_all(self) -> list[InboxRow]:
         return self._inbox("ORDER BY ledger_index")
+
+    def inbox_of_case(self, case_id: str) -> list[InboxRow]:
+        return self._inbox("WHERE case_id=? ORDER BY ledger_index", (case_id,))
 
     def _inbox(self, where: str, args: tuple[object, ...] = ()) -> list[InboxRow]:
         cursor = self._db.execute(f"SELECT * FROM inbox {where}", args)

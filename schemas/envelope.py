@@ -22,6 +22,7 @@ from schemas.codec import Evolving, Strict
 from schemas.common import AuthorityId, Kind, MessageId, MessageType
 
 __all__ = [
+    "ActionMeta",
     "AttachmentMeta",
     "Body",
     "CaseMeta",
@@ -50,7 +51,22 @@ class CaseMeta(Evolving, kw_only=True, tag="mla.envelope.case_meta.v1"):
     legal_basis: str | None = None
     urgency: Urgency = "normal"
     deadline: datetime | None = None
+    provisional_arrest: bool = False  # extradition: a provisional-arrest time limit runs
     handling: Handling | None = None
+    language: str | None = None
+
+
+class ActionMeta(Evolving, kw_only=True, tag="mla.envelope.action.v1"):
+    """Signed facts of one case action that tracking needs (all optional, per action type)."""
+
+    partial: bool = False  # request.execute: partial result, the case stays in execution
+    reference: str | None = None  # acknowledge/transfer: the handling authority's reference
+    competent_authority: str | None = None  # transfer: who holds the request now
+    competent_authority_id: AuthorityId | None = None  # transfer: its directory id, if any
+    until: datetime | None = None  # postpone: until when
+    after_consultation: MessageId | None = None  # submit: the consultation case it follows
+    accept_incomplete: bool = False  # submit: sent although requirements were unmet
+    unmet_requirements: list[str] = []  # submit: which ones, by name
 
 
 class Header(Strict, kw_only=True, tag="mla.envelope.header.v1"):
@@ -67,6 +83,7 @@ class Header(Strict, kw_only=True, tag="mla.envelope.header.v1"):
     meta: CaseMeta | None = None
     aead: Literal["aes-256-gcm"] = "aes-256-gcm"
     attachment_count: Annotated[int, msgspec.Meta(ge=0, le=64)] = 0
+    action: ActionMeta | None = None
 
 
 class WrappedKey(Strict, kw_only=True, tag="mla.envelope.wrapped_key.v1"):
@@ -92,6 +109,7 @@ class AttachmentMeta(Evolving, kw_only=True, tag="mla.envelope.attachment.v1"):
     """Describes one attachment inside the encrypted body (names are content, not metadata)."""
 
     name: str
+    role: str | None = None  # e.g. "translation", "legal-provisions" (quality control)
     media_type: str = "application/octet-stream"
     size: int
     sha256: bytes

@@ -37,3 +37,4 @@ class Verdict(Strict, kw_only=True, tag="mla.transport.verdict.v1"):
     recorded_at: datetime | None = None
     reason: str | None = None
     detail: str | None = None
+    rule: str | None = None  # for invalid_transition: the lifecycle rule that refused it

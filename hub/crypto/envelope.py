@@ -38,7 +38,7 @@ from hub.errors import (
     UnsupportedVersion,
 )
 from schemas.codec import decode, encode
-from schemas.envelope import Body, CaseMeta, Envelope, Header, WrappedKey
+from schemas.envelope import ActionMeta, Body, CaseMeta, Envelope, Header, WrappedKey
 from schemas.ledger import EnvelopeRecorded, PartRef
 
 __all__ = [
@@ -154,6 +154,7 @@ def seal(
     now: datetime,
     in_reply_to: str | None = None,
     meta: CaseMeta | None = None,
+    action: ActionMeta | None = None,
 ) -> Envelope:
     """Encrypt ``body`` and ``attachments`` for ``recipients`` and sign as ``sender``.
 
@@ -176,6 +177,7 @@ def seal(
         in_reply_to=in_reply_to,
         meta=meta,
         attachment_count=len(attachments),
+        action=action,
     )
     header_bytes = encode(header)
     # msgspec checks constraints on decode only: validate every field before encrypting.

@@ -8,7 +8,8 @@
 4. parties admitted; sender time not in the future (beyond the allowed clock skew)
 5. signature (sender key valid at signing time)
 6. not already recorded (same id and same digest: ``Duplicate``; same id, other bytes: reject)
-7. consistent with what the ledger holds (receipts: the message exists, signer was addressed)
+7. consistent with what the ledger holds: the case lifecycle allows this action now
+   (``hub.ledger.lifecycle.next_state``); a receipt's message exists and its signer was addressed
 
 Every failure becomes a ``Reject`` holding the typed reason sent back to the sender and the
 ``SubmissionRejected`` event recorded in the ledger.
@@ -151,6 +152,7 @@ def _admit_envelope(
                 field="message_id",
             )
         return Duplicate(header.message_id, intake_sender, known.ledger_index, deliveries)
+    state.cases.check(header)  # (7) the lifecycle rules: same function as the node agent's
     return Accept(
         event=record_of(verified, envelope),
         dedup_id=header.message_id,

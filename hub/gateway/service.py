@@ -197,6 +197,7 @@ class HubService:
                 recorded_at=recorded.recorded_at,
                 reason=decision.error.code,
                 detail=str(decision.error),
+                rule=getattr(decision.error, "rule", None),
             ),
             fallback_id=decision.event.submission_digest.hex(),
         )

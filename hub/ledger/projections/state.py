@@ -8,6 +8,7 @@ idempotent per index, so a redelivered entry is never applied twice.
 from __future__ import annotations
 
 from hub.errors import ValidationError
+from hub.ledger.projections.cases import Cases
 from hub.ledger.projections.directory import Directory, DirectoryRecord
 from hub.ledger.projections.messages import MessageIndex, MessageRecord
 from schemas.codec import decode
@@ -25,11 +26,12 @@ __all__ = ["HubState"]
 
 
 class HubState:
-    """Directory and message index, plus the position they reflect (``next_index``)."""
+    """Directory, message index and cases, plus the position they reflect (``next_index``)."""
 
     def __init__(self) -> None:
         self.directory = Directory()
         self.messages = MessageIndex()
+        self.cases = Cases()
         self.next_index = 0
 
     def apply(self, entry: LedgerEntry) -> DirectoryRecord | None:
@@ -55,9 +57,18 @@ class HubState:
                     envelope_digest=event.envelope_digest,
                 )
             )
+            self.cases.apply(entry.index, entry.recorded_at, header, event.envelope_digest)
         elif isinstance(event, ReceiptRecorded):
             body = decode(event.body, ReceiptBody, what="receipt")
             self.messages.add_receipt(body.receipt_id, body.message_id, body.recipient, entry.index)
+            self.cases.apply_receipt(
+                entry.index,
+                entry.recorded_at,
+                body.case_id,
+                body.recipient,
+                body.envelope_digest,
+                body.receipt_id,
+            )
         elif isinstance(event, SubmissionRejected):
             self.messages.add_rejection(event.submission_digest, entry.index)
         elif isinstance(event, AuthorityAdmitted):
