@@ -10,6 +10,7 @@ from pathlib import Path
 import msgspec
 
 from hub import logs, subjects
+from hub.cli_reports import register as register_reports
 from hub.clock import SystemClock
 from hub.console import EXIT_REFUSED, print_json, run_command, table
 from hub.gateway.connection import close as close_connection
@@ -19,20 +20,12 @@ from hub.ledger.describe import describe
 from hub.ledger.store import Ledger
 from hub.operator import admission_request, init_hub, submit_admission
 from hub.runtime import install_stop_signals, operator_key, running_hub
-from hub.settings import HubPaths, HubSettings, RunInfo, load_settings
+from hub.settings import HubPaths, HubSettings, load_settings, nats_url_for
 from schemas.codec import decode, decode_json
 from schemas.directory import CardFile
 from schemas.ledger import LedgerEntry
 
 __all__ = ["main"]
-
-
-def _nats_url(args: argparse.Namespace, paths: HubPaths, settings: HubSettings) -> str:
-    if getattr(args, "nats", None):
-        return str(args.nats)
-    if paths.run_info.exists():
-        return decode_json(paths.run_info.read_bytes(), RunInfo, what="run.json").nats_url
-    return settings.nats_url
 
 
 async def cmd_init(args: argparse.Namespace) -> int:
@@ -65,7 +58,7 @@ async def cmd_admit(args: argparse.Namespace) -> int:
     settings = load_settings(paths)
     made = decode_json(Path(args.card).read_bytes(), CardFile, what=str(args.card))
     request = admission_request(made, operator_key(paths), now=SystemClock().now())
-    nc = await connect(_nats_url(args, paths, settings), name="mla-hub-admit")
+    nc = await connect(nats_url_for(paths, settings, args.nats), name="mla-hub-admit")
     client = IntakeClient(nc, subjects.OPERATOR)
     try:
         verdict = await submit_admission(client, request, args.wait)
@@ -84,7 +77,7 @@ async def cmd_admit(args: argparse.Namespace) -> int:
 async def cmd_ledger(args: argparse.Namespace) -> int:
     paths = HubPaths(args.data)
     settings = load_settings(paths)
-    nc = await connect(_nats_url(args, paths, settings), name="mla-hub-ledger")
+    nc = await connect(nats_url_for(paths, settings, args.nats), name="mla-hub-ledger")
     try:
         ledger = Ledger(nc.jetstream())
         summaries = [
@@ -118,8 +111,14 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hub", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def command(name: str, help: str, *, data_required: bool = True) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help)
+    def command(
+        name: str,
+        help: str,
+        parent: argparse._SubParsersAction | None = None,  # type: ignore[type-arg]
+        *,
+        data_required: bool = True,
+    ) -> argparse.ArgumentParser:
+        p = (parent or sub).add_parser(name, help=help)
         p.add_argument("--data", type=Path, required=data_required, help="hub data folder")
         p.add_argument("--log-level", default="warning")
         return p
@@ -148,6 +147,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = command("demo", "run the whole flow on an embedded NATS", data_required=False)
     p.set_defaults(run=cmd_demo, log_level="warning")
+    register_reports(sub, command)
     return parser
 
 

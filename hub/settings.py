@@ -10,7 +10,7 @@ import msgspec
 from hub.errors import ValidationError
 from schemas.codec import decode_json
 
-__all__ = ["HubPaths", "HubSettings", "RunInfo", "load_settings", "save_settings"]
+__all__ = ["HubPaths", "HubSettings", "RunInfo", "load_settings", "nats_url_for", "save_settings"]
 
 
 class HubSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -62,3 +62,12 @@ def load_settings(paths: HubPaths) -> HubSettings:
 def save_settings(paths: HubPaths, settings: HubSettings) -> None:
     paths.root.mkdir(parents=True, exist_ok=True)
     paths.settings.write_bytes(msgspec.json.format(msgspec.json.encode(settings)) + b"\n")
+
+
+def nats_url_for(paths: HubPaths, settings: HubSettings, override: str | None) -> str:
+    """The NATS URL a command should use: ``--nats``, else the running hub's, else the setting."""
+    if override:
+        return override
+    if paths.run_info.exists():
+        return decode_json(paths.run_info.read_bytes(), RunInfo, what="run.json").nats_url
+    return settings.nats_url

@@ -10,6 +10,7 @@ import msgspec
 from node_agent.errors import NotInitialized
 from schemas.codec import decode_json
 from schemas.common import AuthorityId, Kind
+from schemas.directory import KindRequirements
 
 __all__ = ["AgentPaths", "AgentSettings", "load_settings", "save_settings"]
 
@@ -25,6 +26,7 @@ class AgentSettings(msgspec.Struct, frozen=True, kw_only=True):
     hub: str = DEFAULT_HUB
     suite: str = "mlkem768x25519"
     operator_key: str | None = None  # hex Ed25519 public key of the hub operator, pinned
+    requirements: list[KindRequirements] = []  # published on the card (rec. 7, 9, 21)
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,11 @@ class AgentDirectory:
 
     async def recipient(self, authority: str) -> Recipient:
         """The recipient's current encryption key: fetched fresh, else from the local cache."""
+        card = await self.card(authority)
+        return Recipient(card.id, card.keys.key_id, card.keys.suite, card.keys.encryption)
+
+    async def card(self, authority: str) -> AuthorityCard:
+        """The authority's current, verified card: fetched fresh, else from the local cache."""
         admitted: AdmittedCard | None = None
         if self._link is not None:
             try:
@@ -59,8 +64,7 @@ class AgentDirectory:
                     + ("" if self._link is not None else " cache and the hub is unreachable")
                 )
             admitted = decode(cached, AdmittedCard, what="cached card")
-        card = self._verified(admitted)
-        return Recipient(card.id, card.keys.key_id, card.keys.suite, card.keys.encryption)
+        return self._verified(admitted)
 
     async def prefetch(self, authority: str, key_id: str) -> None:
         """Load the card that published ``key_id`` so that :meth:`signing_key` can answer."""

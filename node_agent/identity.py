@@ -27,6 +27,7 @@ def card_file(
         name=settings.name,
         kinds=settings.kinds,
         languages=settings.languages,
+        requirements=settings.requirements,
         keys=keys.public(),
         valid_from=start - timedelta(minutes=5),  # tolerate small clock differences
         valid_until=start + timedelta(days=valid_days),

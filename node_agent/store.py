@@ -255,6 +255,16 @@ class AgentStore:
     def inbox_all(self) -> list[InboxRow]:
         return self._inbox("ORDER BY ledger_index")
 
+    def case_ids(self) -> list[str]:
+        """Every case this agent sent or received a message on, oldest first."""
+        rows = self._db.execute(
+            "SELECT case_id FROM ("
+            " SELECT case_id, created_at AS at FROM outbox WHERE item='envelope'"
+            " UNION ALL SELECT case_id, received_at AS at FROM inbox"
+            ") GROUP BY case_id ORDER BY MIN(at)"
+        ).fetchall()
+        return [r[0] for r in rows]
+
     def inbox_of_case(self, case_id: str) -> list[InboxRow]:
         return self._inbox("WHERE case_id=? ORDER BY ledger_index", (case_id,))
 

@@ -24,7 +24,7 @@ from hub.gateway.nats_server import EmbeddedNats, NatsServerOptions
 from hub.gateway.service import HubService
 from hub.ledger.store import Ledger
 from hub.operator import admission_request, submit_admission
-from node_agent.agent import Agent, Attachment, Outgoing
+from node_agent.agent import Agent, Attachment, Outgoing, SendResult
 from node_agent.config import AgentPaths, AgentSettings
 from node_agent.directory import AgentDirectory
 from node_agent.identity import card_file, init_agent
@@ -193,6 +193,13 @@ class AuthorityHarness:
     async def close(self) -> None:
         await self.stop()
         self.store.close()
+
+    async def send(self, outgoing: Outgoing, *, wait: float = 10.0) -> SendResult:
+        """Queue and submit any case message (the agent's lifecycle check runs first)."""
+        link = await self.connect()
+        assert self.directory is not None
+        message_id = await self.agent.queue(outgoing, self.directory)
+        return await self.agent.submit(link, message_id, wait)
 
     async def send_request(
         self,

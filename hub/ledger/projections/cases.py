@@ -62,6 +62,7 @@ class CaseRecord:
     refused_after_consultation: bool = False
     withdrawn_at: datetime | None = None
     terminal_at: datetime | None = None
+    outcome: str | None = None  # the terminal state first reached (kept after case.close)
     postponed_until: datetime | None = None
     acknowledged_reference: str | None = None
     transfers: list[Holder] = field(default_factory=list)
@@ -231,6 +232,7 @@ def _advance(record: CaseRecord, lifecycle: CaseState, header: Header, at: datet
         record.postponed_until = None
     if lifecycle.state in TERMINAL_STATES and record.terminal_at is None:
         record.terminal_at = at
+        record.outcome = lifecycle.state
 
 
 def status_of(record: CaseRecord, now: datetime) -> CaseStatus:

@@ -1,0 +1,83 @@
+"""What every node-agent command shares: argument types and an open session on the agent."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from hub.clock import SystemClock
+from hub.crypto.keys import AuthorityKeys
+from hub.errors import UnavailableError
+from hub.gateway.connection import connect
+from hub.keyfiles import read_private
+from node_agent.agent import Agent
+from node_agent.config import AgentPaths, AgentSettings, load_settings
+from node_agent.directory import AgentDirectory
+from node_agent.store import AgentStore
+from node_agent.transport import HubLink
+from schemas.common import AUTHORITY_ID_PATTERN, is_authority_id
+
+__all__ = ["Session", "authority_id", "csv_list", "iso_datetime", "session"]
+
+
+def authority_id(value: str) -> str:
+    """argparse type: an authority id, or a clear message naming the rule."""
+    if not is_authority_id(value):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not an authority id (expected {AUTHORITY_ID_PATTERN}, e.g. XA-MOJ)"
+        )
+    return value
+
+
+def csv_list(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+@dataclass
+class Session:
+    settings: AgentSettings
+    agent: Agent
+    store: AgentStore
+    link: HubLink | None
+    directory: AgentDirectory
+
+
+@asynccontextmanager
+async def session(args: argparse.Namespace, *, need_hub: bool) -> AsyncIterator[Session]:
+    """Open the agent's folder and, if reachable (or required), the hub."""
+    paths = AgentPaths(args.data)
+    settings = load_settings(paths)
+    keys = AuthorityKeys.from_bytes(read_private(paths.keys))
+    store = AgentStore(paths.database)
+    link: HubLink | None = None
+    try:
+        url = getattr(args, "hub", None) or settings.hub
+        try:
+            link = HubLink(await connect(url, name=f"node-agent-{settings.id}"), settings.id)
+        except UnavailableError:
+            if need_hub:
+                raise
+        operator = bytes.fromhex(settings.operator_key) if settings.operator_key else None
+        agent = Agent(
+            authority=settings.id,
+            keys=keys,
+            store=store,
+            inbox_dir=paths.inbox,
+            clock=SystemClock(),
+        )
+        yield Session(settings, agent, store, link, AgentDirectory(store, link, operator))
+    finally:
+        if link is not None:
+            await link.close()
+        store.close()
+
+
+def iso_datetime(value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an ISO 8601 date or time") from e
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
