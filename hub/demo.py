@@ -1,9 +1,10 @@
-"""``hub demo``: the whole flow on an embedded NATS, in one process tree, told step by step.
+"""``hub demo``: the whole product on an embedded NATS, in one process tree, told step by step.
 
-An operator starts a hub; two central authorities are created and admitted; XA-MOJ sends a
-sealed MLA request with a text body and one attachment to XB-MOJ; XB-MOJ's agent receives,
-decrypts, verifies and returns a signed receipt, which XA-MOJ receives in turn. Everything it
-starts (the nats-server child included) is stopped on exit, also on Ctrl-C.
+An operator starts a hub; two central authorities are created and admitted; they play a
+realistic case from informal consultation to closure, and a few shorter ones (``demo_story``);
+then the demo prints the status of every case, the main case's audit trail, statistics, and
+writes the bilateral review as an HTML page. Everything it starts (the nats-server child
+included) is stopped on exit, also on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -12,42 +13,33 @@ import asyncio
 import contextlib
 import tempfile
 import textwrap
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from hub import ids, subjects
+from hub import subjects
 from hub.clock import SystemClock
 from hub.console import table
 from hub.crypto.keys import AuthorityKeys
-from hub.errors import UnavailableError
+from hub.demo_story import Online, play
 from hub.gateway.connection import connect
 from hub.gateway.intake_client import IntakeClient
-from hub.ledger.describe import describe
+from hub.ledger.projections.cases import status_of
+from hub.ledger.projections.review import bilateral_review
+from hub.ledger.projections.state import HubState
+from hub.ledger.projections.stats import statistics
 from hub.operator import admission_request, init_hub, submit_admission
+from hub.reports import review_html
 from hub.runtime import cancel_on_signals, running_hub
 from hub.settings import HubPaths, HubSettings
-from node_agent.agent import Agent, Attachment, Outgoing
+from node_agent.agent import Agent
 from node_agent.config import AgentPaths, AgentSettings
 from node_agent.directory import AgentDirectory
 from node_agent.identity import card_file, init_agent
 from node_agent.store import AgentStore
 from node_agent.transport import HubLink
-from schemas.codec import decode
-from schemas.envelope import Body, CaseMeta
-from schemas.ledger import LedgerEntry
 
 __all__ = ["run_demo"]
-
-_REQUEST_TEXT = """\
-Request for mutual legal assistance under article 18 of the United Nations Convention against
-Transnational Organized Crime.
-
-The Central Authority of XA requests the Central Authority of XB to take the evidence of two
-witnesses in connection with proceedings for laundering of the proceeds of crime, and to provide
-certified copies of the bank records listed in the attached evidence list.
-"""
-_ATTACHMENT = b"%PDF-1.4\n% evidence list (demo)\n1. Account statements 2024-2025\n2. KYC file\n"
 
 
 def _step(number: int, text: str) -> None:
@@ -83,13 +75,14 @@ class _Party:
         )
 
     @asynccontextmanager
-    async def online(self, stop: asyncio.Event) -> AsyncIterator[tuple[HubLink, AgentDirectory]]:
+    async def online(self) -> AsyncIterator[Online]:
+        stop = asyncio.Event()
         link = HubLink(await connect(self.settings.hub, name=self.settings.id), self.settings.id)
         operator = bytes.fromhex(self.settings.operator_key or "")
         directory = AgentDirectory(self.store, link, operator)
         task = asyncio.create_task(self.agent.run(link, directory, stop))
         try:
-            yield link, directory
+            yield Online(self.settings.id, self.agent, self.store, link, directory)
         finally:
             stop.set()
             await asyncio.gather(task, return_exceptions=True)
@@ -97,23 +90,72 @@ class _Party:
             self.store.close()
 
 
-async def _until(check: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not check():
-        if loop.time() > deadline:
-            raise UnavailableError(f"demo: timed out waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
 async def run_demo(data: Path | None) -> int:
     """Run the demo in ``data`` (a fresh temporary folder by default)."""
     with contextlib.ExitStack() as cleanup:
         root = data or Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="mla-demo-")))
-        return await _demo(root)
+        return await _demo(root, None if data else Path("demo-out"))
 
 
-async def _demo(root: Path) -> int:
+def _report(state: HubState, case: str, out_dir: Path) -> None:
+    now = SystemClock().now()
+    print("\n[9] Status of every case (the hub's projection, folded from the ledger):")
+    rows = [status_of(r, now) for r in state.cases.by_id.values()]
+    print(
+        _indent(
+            table(
+                ("case", "kind", "from -> to", "state", "held by", "deadline"),
+                [
+                    (
+                        r.case_id[:13] + "...",
+                        r.kind,
+                        f"{r.requesting} -> {r.requested}",
+                        r.state,
+                        r.holder,
+                        "OVERDUE" if r.overdue else ("-" if r.deadline is None else "ok"),
+                    )
+                    for r in rows
+                ],
+            )
+        )
+    )
+    record = state.cases.by_id[case]
+    print(f"\n[10] Audit trail of the main case ({len(record.trail)} ledger entries):")
+    print(
+        _indent(
+            table(
+                ("index", "type", "actor", "digest"),
+                [(t.index, t.type, t.actor, t.digest[:16] + "...") for t in record.trail],
+            )
+        )
+    )
+    stats = statistics(state.cases.by_id.values(), "legal-basis", now=now)
+    print(
+        f"\n[11] Statistics by legal basis (UNTOC used in {stats.untoc_as_legal_basis} of "
+        f"{stats.requests} requests):"
+    )
+    print(
+        _indent(
+            table(
+                ("legal basis", "requests", "executed", "refused", "withdrawn", "pending"),
+                [
+                    (r.group, r.requests, r.executed, r.refused, r.withdrawn, r.pending)
+                    for r in stats.rows
+                ],
+            )
+        )
+    )
+    review = bilateral_review(
+        state.cases.by_id.values(), "XA-MOJ", "XB-MOJ", since=None, until=None, now=now
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "review-XA-MOJ-XB-MOJ.html"
+    path.write_text(review_html(review))
+    print(f"\n[12] Bilateral case review (rec. 11) written to {path.resolve()}")
+    print(f"     the ledger holds {state.next_index} entries; none of them holds any content")
+
+
+async def _demo(root: Path, review_dir: Path | None) -> int:
     stop = asyncio.Event()
     cancel_on_signals()
     hub_paths = HubPaths(root / "hub")
@@ -140,65 +182,9 @@ async def _demo(root: Path) -> int:
                 verdict = await submit_admission(client, request, 10.0)
                 index = verdict.ledger_index
                 print(f"    {party.settings.id}: {verdict.status} at ledger index {index}")
-            async with xa.online(asyncio.Event()) as (a_link, a_dir), xb.online(asyncio.Event()):
-                _step(
-                    5, "XA-MOJ seals an MLA request (text + 1 attachment) for XB-MOJ and sends it"
-                )
-                message_id = await xa.agent.queue(
-                    Outgoing(
-                        to="XB-MOJ",
-                        type="request.submit",
-                        case_id=ids.uuid7(),
-                        text=_REQUEST_TEXT,
-                        attachments=[
-                            Attachment("evidence-list.pdf", _ATTACHMENT, "application/pdf")
-                        ],
-                        meta=CaseMeta(
-                            kind="mla", nature=["taking-evidence"], legal_basis="untoc-art18"
-                        ),
-                    ),
-                    a_dir,
-                )
-                result = await xa.agent.submit(a_link, message_id, 10.0)
-                print(f"    hub verdict: {result.status}, ledger index {result.ledger_index}")
-                print(f"    case {result.case_id}, message {message_id}")
-                await _until(lambda: xb.store.inbox_get(message_id) is not None, "delivery to XB")
-                row = xb.store.inbox_get(message_id)
-                assert row is not None
-                body = decode(row.body, Body, what="body")
-                _step(6, "XB-MOJ's agent received it, checked XA-MOJ's signature and decrypted it:")
-                print(f"    from {row.sender}, ledger index {row.ledger_index}, verified: yes")
-                print(_indent(body.text))
-                for meta in body.attachments:
-                    digest = meta.sha256.hex()[:16]
-                    print(f"    attachment: {meta.name} ({meta.size} bytes, sha256 {digest}...)")
-                await _until(lambda: bool(xa.store.receipts_for(message_id)), "the receipt")
-                receipt = xa.store.receipts_for(message_id)[0]
-                _step(
-                    7,
-                    "XB-MOJ returned a signed receipt; the hub recorded it and XA-MOJ verified it:",
-                )
-                print(
-                    f"    receipt {receipt.receipt_id} by {receipt.recipient}"
-                    f" at {receipt.received_at}"
-                )
-                print(f"    recorded at ledger index {receipt.ledger_index}")
-            _step(8, "The ledger (what the hub recorded, without any content):")
-            entries = [
-                describe(decode(data, LedgerEntry, what="ledger entry"))
-                async for _, data in hub.service.ledger.read()
-            ]
-            print(
-                _indent(
-                    table(
-                        ("index", "type", "actor", "digest", "detail"),
-                        [
-                            (e.index, e.type, e.actor, e.digest[:16] + "...", e.detail)
-                            for e in entries
-                        ],
-                    )
-                )
-            )
+            async with xa.online() as a_online, xb.online() as b_online:
+                case = await play(a_online, b_online)
+            _report(hub.service.state, case, review_dir or root)
         finally:
             stop.set()
             await asyncio.gather(hub_task, return_exceptions=True)

@@ -159,9 +159,14 @@ def test_commands_on_an_uninitialised_folder(tmp_path: Path) -> None:
 
 def test_demo_runs_and_cleans_up(tmp_path: Path) -> None:
     result = run("hub", "demo", "--data", str(tmp_path / "demo"))
-    assert "[7] XB-MOJ returned a signed receipt" in result.stdout
-    assert "request.submit" in result.stdout
-    assert "Demo complete" in result.stdout
+    out = result.stdout
+    assert "XB-MOJ's signed receipt is recorded" in out
+    assert "Witness hearing moved" not in out  # content never printed from the ledger side
+    assert "closed        District Court of Y" in out  # holder after two transfers
+    assert "OVERDUE" in out  # the urgent extradition's signed deadline passed
+    review = tmp_path / "demo" / "review-XA-MOJ-XB-MOJ.html"
+    assert review.read_text().count("<svg") == 1
+    assert "Demo complete" in out
     log = (tmp_path / "demo" / "hub" / "nats" / "nats-server.log").read_text()
     pid = int(log.split("]", 1)[0].lstrip("["))  # nats-server prefixes each line with its pid
     assert "Server Exiting" in log
