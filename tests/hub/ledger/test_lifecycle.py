@@ -546,3 +546,13 @@ class TestProperties:
             if state is not None and state.state == "closed":
                 assert allowed_types(state, REQUESTING) == allowed_types(state, REQUESTED) == ()
                 break
+
+
+def test_readme_shows_the_current_rules_table() -> None:
+    """The README's lifecycle table is generated from RULES; regenerate it when rules change."""
+    from pathlib import Path
+
+    from hub.ledger.lifecycle import rules_table
+
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    assert rules_table() in readme
