@@ -192,3 +192,116 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def _agent(tmp_path: Path, ident: str, hub: Path, url: str, operator_key: str, *extra: str) -> Path:
+    folder = tmp_path / ident
+    run(
+        "node-agent", "init", "--data", str(folder), "--id", ident, "--state", ident[:2],
+        "--name", f"Central Authority of {ident[:2]}", "--hub", url, "--operator-key",
+        operator_key, *extra,
+    )  # fmt: skip
+    card = tmp_path / f"{ident}.card.json"
+    card.write_text(run("node-agent", "card", "--data", str(folder)).stdout)
+    run("hub", "admit", "--data", str(hub), str(card))
+    return folder
+
+
+def test_case_commands_and_reports(tmp_path: Path, hub_up: tuple[Path, str, str]) -> None:
+    hub, url, operator_key = hub_up
+    requirements = tmp_path / "req.json"
+    requirements.write_text(
+        json.dumps([{"kind": "mla", "languages": ["fr", "en"],
+                     "attachments_required": ["translation"],
+                     "fields_required": ["summary-of-facts"]}])
+    )  # fmt: skip
+    a = _agent(tmp_path, "XA-MOJ", hub, url, operator_key)
+    b = _agent(tmp_path, "XB-MOJ", hub, url, operator_key, "--requirements", str(requirements))
+    draft = ["--data", str(a), "--to", "XB-MOJ", "--kind", "mla", "--legal-basis", "untoc-art18",
+             "--language", "de"]  # fmt: skip
+
+    checked = run("node-agent", "request", "check", *draft, "--json", check=False)
+    assert checked.returncode == 1
+    assert [u["name"] for u in json.loads(checked.stdout)["unmet"]] == [
+        "language:de",
+        "attachment:translation",
+        "field:summary-of-facts",
+    ]
+    refused = run("node-agent", "request", "submit", *draft, check=False)
+    assert refused.returncode == 2
+    assert "3 requirement(s) of XB-MOJ not met" in refused.stderr
+    assert "--accept-incomplete" in refused.stderr
+    sent = json.loads(
+        run("node-agent", "request", "submit", *draft, "--accept-incomplete", "--json").stdout
+    )
+    assert sent["status"] == "accepted"
+    case = sent["case_id"]
+
+    receiver = Background("node-agent", "run", "--data", str(b), ready="running")
+    try:
+        for _ in range(100):
+            listed = json.loads(
+                run("node-agent", "case", "list", "--data", str(b), "--json").stdout
+            )
+            if listed:
+                break
+            time.sleep(0.1)
+        assert [c["case_id"] for c in listed] == [case]
+        early = run("node-agent", "request", "refuse", "--data", str(b), "--case", case,
+                    "--grounds-file", str(requirements), check=False)  # fmt: skip
+        assert early.returncode == 2
+        assert "rule: requested_side_only" not in early.stderr
+        assert (
+            "refuse_requires_refusal_consultation" in early.stderr or "wrong_state" in early.stderr
+        )
+        for action in (
+            ["acknowledge", "--reference", "B-17"],
+            ["transfer", "--competent-authority", "Court of Y", "--reference", "Y-9"],
+        ):
+            out = json.loads(
+                run("node-agent", "request", action[0], "--data", str(b), "--case", case,
+                    *action[1:], "--json").stdout
+            )  # fmt: skip
+            assert out["status"] == "accepted", out
+    finally:
+        assert receiver.stop() == 0
+
+    shown = json.loads(
+        run("node-agent", "case", "show", "--data", str(b), "--case", case, "--json").stdout
+    )
+    assert shown["status"]["state"] == "in_execution"
+    assert shown["status"]["holder"] == "Court of Y"
+    assert shown["unmet_requirements"] == [
+        "language:de",
+        "attachment:translation",
+        "field:summary-of-facts",
+    ]
+    assert "request.execute" in shown["you_may_now"]
+
+    status = json.loads(run("hub", "status", "--data", str(hub), "--case", case, "--json").stdout)
+    assert {k: status[k] for k in ("case_id", "state", "holder", "deadline", "overdue")} == {
+        "case_id": case,
+        "state": "in_execution",
+        "holder": "Court of Y",
+        "deadline": None,
+        "overdue": False,
+    }
+    trail = json.loads(
+        run("hub", "audit", "trail", "--data", str(hub), "--case", case, "--json").stdout
+    )
+    assert [t["type"] for t in trail if t["type"] != "receipt"] == [
+        "request.submit",
+        "request.acknowledge",
+        "request.transfer",
+    ]
+    review_csv = run(
+        "hub", "review", "--data", str(hub), "XA-MOJ", "XB-MOJ", "--format", "csv"
+    ).stdout
+    assert ["XA-MOJ->XB-MOJ", "state", "in_execution", "1"] in [
+        line.split(",") for line in review_csv.splitlines()
+    ]
+    html = tmp_path / "review.html"
+    run("hub", "review", "--data", str(hub), "XA-MOJ", "XB-MOJ", "--out", str(html))
+    assert "<svg" in html.read_text()
+    stats = json.loads(run("hub", "stats", "--data", str(hub), "--by", "legal-basis").stdout)
+    assert [(r["group"], r["requests"]) for r in stats["rows"]] == [("UNTOC art. 18", 1)]
