@@ -138,9 +138,11 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def command(
-        name: str, help: str, parent: argparse._SubParsersAction = sub
-    ) -> argparse.ArgumentParser:  # type: ignore[type-arg]
-        p = parent.add_parser(name, help=help)
+        name: str,
+        help: str,
+        parent: argparse._SubParsersAction[argparse.ArgumentParser] = sub,
+    ) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = parent.add_parser(name, help=help)
         p.add_argument("--data", type=Path, required=True, help="agent data folder")
         p.add_argument("--log-level", default="warning")
         return p

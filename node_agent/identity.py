@@ -47,8 +47,7 @@ def init_agent(paths: AgentPaths, settings: AgentSettings, *, now: datetime) -> 
             valid = False
         if not valid:
             raise ValidationError("--operator-key: must be 64 hex characters", field="operator_key")
-    suite = "x25519" if settings.suite == "x25519" else "mlkem768x25519"
-    keys = AuthorityKeys.generate(suite)
+    keys = AuthorityKeys.generate("x25519" if settings.suite == "x25519" else "mlkem768x25519")
     card_file(settings, keys, now=now)  # validates every card field before anything is written
     write_private(paths.keys, keys.to_bytes())
     save_settings(paths, settings)

@@ -9,7 +9,7 @@ once and reused.
 from __future__ import annotations
 
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import msgspec
 
@@ -62,14 +62,18 @@ def _describe(type_: Any) -> str:
     return getattr(type_, "__name__", None) or str(type_)
 
 
-def decode(data: bytes, type_: type[T] | Any, *, what: str | None = None) -> T:
+@overload
+def decode(data: bytes, type_: type[T], *, what: str | None = None) -> T: ...
+@overload
+def decode(data: bytes, type_: Any, *, what: str | None = None) -> Any: ...
+def decode(data: bytes, type_: Any, *, what: str | None = None) -> Any:
     """Decode canonical msgpack into ``type_`` or raise :class:`Malformed` / :class:`SchemaInvalid`.
 
     The error message names the offending field path (msgspec reports it as ``$.field``).
     """
     name = what or _describe(type_)
     try:
-        result: T = _msgpack_decoder(type_).decode(data)
+        result = _msgpack_decoder(type_).decode(data)
     except msgspec.ValidationError as e:
         raise SchemaInvalid(f"{name}: {e}", field=_field_of(e)) from e
     except (msgspec.DecodeError, ValueError, OverflowError) as e:  # bad UTF-8 is a ValueError
@@ -77,11 +81,15 @@ def decode(data: bytes, type_: type[T] | Any, *, what: str | None = None) -> T:
     return result
 
 
-def decode_json(data: bytes | str, type_: type[T] | Any, *, what: str | None = None) -> T:
+@overload
+def decode_json(data: bytes | str, type_: type[T], *, what: str | None = None) -> T: ...
+@overload
+def decode_json(data: bytes | str, type_: Any, *, what: str | None = None) -> Any: ...
+def decode_json(data: bytes | str, type_: Any, *, what: str | None = None) -> Any:
     """Like :func:`decode`, for JSON documents (cards, configuration)."""
     name = what or _describe(type_)
     try:
-        result: T = _json_decoder(type_).decode(data)
+        result = _json_decoder(type_).decode(data)
     except msgspec.ValidationError as e:
         raise SchemaInvalid(f"{name}: {e}", field=_field_of(e)) from e
     except (msgspec.DecodeError, ValueError, OverflowError) as e:  # bad UTF-8 is a ValueError

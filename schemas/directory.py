@@ -30,7 +30,7 @@ Language = Annotated[str, msgspec.Meta(pattern=r"^[a-z]{2,3}$", description="ISO
 KeyId = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{16}$", description="hex key id")]
 
 
-class PublicKeys(Evolving, kw_only=True, tag="mla.directory.keys.v1"):
+class PublicKeys(Evolving, frozen=True, kw_only=True, tag="mla.directory.keys.v1"):
     """An authority's public keys; ``key_id`` names the pair in headers and wrapped keys."""
 
     key_id: KeyId
@@ -39,7 +39,7 @@ class PublicKeys(Evolving, kw_only=True, tag="mla.directory.keys.v1"):
     suite: Literal["mlkem768x25519", "x25519"] = "mlkem768x25519"
 
 
-class KindRequirements(Evolving, kw_only=True, tag="mla.directory.requirements.v1"):
+class KindRequirements(Evolving, frozen=True, kw_only=True, tag="mla.directory.requirements.v1"):
     """What a request of one kind must carry to be accepted (rec. 7, 9, 21)."""
 
     kind: Kind
@@ -48,14 +48,14 @@ class KindRequirements(Evolving, kw_only=True, tag="mla.directory.requirements.v
     fields_required: list[str] = []
 
 
-class ContactPoint(Evolving, kw_only=True, tag="mla.directory.contact.v1"):
+class ContactPoint(Evolving, frozen=True, kw_only=True, tag="mla.directory.contact.v1"):
     name: str
     email: str | None = None
     phone: str | None = None
     available_24_7: bool = False
 
 
-class AuthorityCard(Evolving, kw_only=True, tag="mla.directory.card.v1"):
+class AuthorityCard(Evolving, frozen=True, kw_only=True, tag="mla.directory.card.v1"):
     """The public description of one central authority (decision 2/2: designate and publish)."""
 
     id: AuthorityId
@@ -71,7 +71,7 @@ class AuthorityCard(Evolving, kw_only=True, tag="mla.directory.card.v1"):
     previous_key_id: KeyId | None = None
 
 
-class SignedCard(Strict, kw_only=True, tag="mla.directory.signed_card.v1"):
+class SignedCard(Strict, frozen=True, kw_only=True, tag="mla.directory.signed_card.v1"):
     """A card's canonical bytes with the authority's self-signature over them."""
 
     card: bytes
@@ -79,7 +79,7 @@ class SignedCard(Strict, kw_only=True, tag="mla.directory.signed_card.v1"):
     rotation_signature: bytes | None = None
 
 
-class CardFile(Strict, kw_only=True, tag="mla.directory.card_file.v1"):
+class CardFile(Strict, frozen=True, kw_only=True, tag="mla.directory.card_file.v1"):
     """What ``node-agent card`` prints: the signed bytes plus a readable copy for the operator.
 
     ``hub admit`` refuses the file unless ``readable`` equals the decoded ``signed.card``.
@@ -89,7 +89,7 @@ class CardFile(Strict, kw_only=True, tag="mla.directory.card_file.v1"):
     readable: AuthorityCard
 
 
-class AdmittedCard(Strict, kw_only=True, tag="mla.directory.admitted.v1"):
+class AdmittedCard(Strict, frozen=True, kw_only=True, tag="mla.directory.admitted.v1"):
     """A card as the directory serves it: with the operator's admission signature."""
 
     signed: SignedCard
@@ -99,7 +99,7 @@ class AdmittedCard(Strict, kw_only=True, tag="mla.directory.admitted.v1"):
     ledger_index: int
 
 
-class AdmissionRequest(Strict, kw_only=True, tag="mla.directory.admission_request.v1"):
+class AdmissionRequest(Strict, frozen=True, kw_only=True, tag="mla.directory.admission_request.v1"):
     """The operator's command to admit a card, submitted through the intake like any message."""
 
     request_id: MessageId

@@ -35,7 +35,7 @@ __all__ = [
 Urgency = Literal["normal", "urgent"]
 
 
-class Handling(Evolving, kw_only=True, tag="mla.envelope.handling.v1"):
+class Handling(Evolving, frozen=True, kw_only=True, tag="mla.envelope.handling.v1"):
     """Conditions that travel signed with a request (UNTOC art. 18(19), 18(20))."""
 
     use_limitation: bool = True
@@ -43,7 +43,7 @@ class Handling(Evolving, kw_only=True, tag="mla.envelope.handling.v1"):
     code: Literal["H0", "H1", "H2", "H3"] = "H1"
 
 
-class CaseMeta(Evolving, kw_only=True, tag="mla.envelope.case_meta.v1"):
+class CaseMeta(Evolving, frozen=True, kw_only=True, tag="mla.envelope.case_meta.v1"):
     """Cleartext metadata for tracking and statistics; facts and persons stay encrypted."""
 
     kind: Kind = "mla"
@@ -56,7 +56,7 @@ class CaseMeta(Evolving, kw_only=True, tag="mla.envelope.case_meta.v1"):
     language: str | None = None
 
 
-class ActionMeta(Evolving, kw_only=True, tag="mla.envelope.action.v1"):
+class ActionMeta(Evolving, frozen=True, kw_only=True, tag="mla.envelope.action.v1"):
     """Signed facts of one case action that tracking needs (all optional, per action type)."""
 
     partial: bool = False  # request.execute: partial result, the case stays in execution
@@ -69,7 +69,7 @@ class ActionMeta(Evolving, kw_only=True, tag="mla.envelope.action.v1"):
     unmet_requirements: list[str] = []  # submit: which ones, by name
 
 
-class Header(Strict, kw_only=True, tag="mla.envelope.header.v1"):
+class Header(Strict, frozen=True, kw_only=True, tag="mla.envelope.header.v1"):
     """Signed cleartext header. Unknown fields are refused (outer wire struct)."""
 
     message_id: MessageId
@@ -86,7 +86,7 @@ class Header(Strict, kw_only=True, tag="mla.envelope.header.v1"):
     action: ActionMeta | None = None
 
 
-class WrappedKey(Strict, kw_only=True, tag="mla.envelope.wrapped_key.v1"):
+class WrappedKey(Strict, frozen=True, kw_only=True, tag="mla.envelope.wrapped_key.v1"):
     """The content key, HPKE-wrapped to one recipient's encryption key."""
 
     recipient: AuthorityId
@@ -95,7 +95,7 @@ class WrappedKey(Strict, kw_only=True, tag="mla.envelope.wrapped_key.v1"):
     enc: bytes
 
 
-class Envelope(Strict, kw_only=True, tag="mla.envelope.v1"):
+class Envelope(Strict, frozen=True, kw_only=True, tag="mla.envelope.v1"):
     """What a sender submits: header bytes, wrapped keys, ciphertexts, signature."""
 
     header: bytes
@@ -105,7 +105,7 @@ class Envelope(Strict, kw_only=True, tag="mla.envelope.v1"):
     signature: bytes
 
 
-class AttachmentMeta(Evolving, kw_only=True, tag="mla.envelope.attachment.v1"):
+class AttachmentMeta(Evolving, frozen=True, kw_only=True, tag="mla.envelope.attachment.v1"):
     """Describes one attachment inside the encrypted body (names are content, not metadata)."""
 
     name: str
@@ -115,7 +115,7 @@ class AttachmentMeta(Evolving, kw_only=True, tag="mla.envelope.attachment.v1"):
     sha256: bytes
 
 
-class Body(Evolving, kw_only=True, tag="mla.envelope.body.v1"):
+class Body(Evolving, frozen=True, kw_only=True, tag="mla.envelope.body.v1"):
     """The encrypted content of a message."""
 
     text: str = ""

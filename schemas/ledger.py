@@ -29,14 +29,14 @@ __all__ = [
 ]
 
 
-class PartRef(Strict, kw_only=True, tag="mla.ledger.part.v1"):
+class PartRef(Strict, frozen=True, kw_only=True, tag="mla.ledger.part.v1"):
     """Digest and size of one sealed part (body or attachment ciphertext)."""
 
     digest: Digest
     size: Annotated[int, msgspec.Meta(ge=0)]
 
 
-class EnvelopeRecorded(Strict, kw_only=True, tag="mla.ledger.envelope.v1"):
+class EnvelopeRecorded(Strict, frozen=True, kw_only=True, tag="mla.ledger.envelope.v1"):
     """An accepted envelope: signed header, ciphertext digests, signature."""
 
     header: bytes
@@ -47,14 +47,14 @@ class EnvelopeRecorded(Strict, kw_only=True, tag="mla.ledger.envelope.v1"):
     signature: bytes
 
 
-class ReceiptRecorded(Strict, kw_only=True, tag="mla.ledger.receipt.v1"):
+class ReceiptRecorded(Strict, frozen=True, kw_only=True, tag="mla.ledger.receipt.v1"):
     """An accepted receipt: the recipient's signed receipt body."""
 
     body: bytes
     signature: bytes
 
 
-class SubmissionRejected(Strict, kw_only=True, tag="mla.ledger.rejected.v1"):
+class SubmissionRejected(Strict, frozen=True, kw_only=True, tag="mla.ledger.rejected.v1"):
     """A submission the hub refused, with the typed reason it sent back."""
 
     submission_digest: Digest
@@ -64,7 +64,7 @@ class SubmissionRejected(Strict, kw_only=True, tag="mla.ledger.rejected.v1"):
     detail: str
 
 
-class AuthorityAdmitted(Strict, kw_only=True, tag="mla.ledger.authority_admitted.v1"):
+class AuthorityAdmitted(Strict, frozen=True, kw_only=True, tag="mla.ledger.authority_admitted.v1"):
     """The operator admitted (or re-admitted after rotation) an authority card."""
 
     authority: AuthorityId
@@ -76,7 +76,7 @@ class AuthorityAdmitted(Strict, kw_only=True, tag="mla.ledger.authority_admitted
 LedgerEvent = EnvelopeRecorded | ReceiptRecorded | SubmissionRejected | AuthorityAdmitted
 
 
-class LedgerEntry(Strict, kw_only=True, tag="mla.ledger.entry.v1"):
+class LedgerEntry(Strict, frozen=True, kw_only=True, tag="mla.ledger.entry.v1"):
     """One leaf of the ledger: its index, when the hub recorded it, and what happened."""
 
     index: Annotated[int, msgspec.Meta(ge=0)]

@@ -10,7 +10,7 @@ from schemas.common import AuthorityId, Digest, MessageId
 __all__ = ["Receipt", "ReceiptBody"]
 
 
-class ReceiptBody(Strict, kw_only=True, tag="mla.receipt.body.v1"):
+class ReceiptBody(Strict, frozen=True, kw_only=True, tag="mla.receipt.body.v1"):
     """What the recipient signs: that it received, decrypted and verified this exact envelope."""
 
     receipt_id: MessageId
@@ -24,7 +24,7 @@ class ReceiptBody(Strict, kw_only=True, tag="mla.receipt.body.v1"):
     ledger_index: int
 
 
-class Receipt(Strict, kw_only=True, tag="mla.receipt.v1"):
+class Receipt(Strict, frozen=True, kw_only=True, tag="mla.receipt.v1"):
     """Receipt body bytes and the recipient's signature over them."""
 
     body: bytes

@@ -16,7 +16,7 @@ __all__ = ["Delivery", "Submission", "Verdict"]
 Submission = Envelope | Receipt | AdmissionRequest
 
 
-class Delivery(Strict, kw_only=True, tag="mla.transport.delivery.v1"):
+class Delivery(Strict, frozen=True, kw_only=True, tag="mla.transport.delivery.v1"):
     """A recorded envelope or receipt, handed to an addressee with its ledger position."""
 
     ledger_index: int
@@ -24,7 +24,7 @@ class Delivery(Strict, kw_only=True, tag="mla.transport.delivery.v1"):
     item: Envelope | Receipt
 
 
-class Verdict(Strict, kw_only=True, tag="mla.transport.verdict.v1"):
+class Verdict(Strict, frozen=True, kw_only=True, tag="mla.transport.verdict.v1"):
     """The hub's answer to one submission.
 
     ``duplicate`` means the message id was already recorded; ``ledger_index`` then points at

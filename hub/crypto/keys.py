@@ -32,13 +32,13 @@ def compute_key_id(signing_public: bytes, suite: str, encryption_public: bytes) 
     return digest[:8].hex()
 
 
-class _KeyFile(Strict, kw_only=True, tag="mla.keys.authority.v1"):
+class _KeyFile(Strict, frozen=True, kw_only=True, tag="mla.keys.authority.v1"):
     signing: bytes
     encryption: bytes
     suite: str
 
 
-class _OperatorKeyFile(Strict, kw_only=True, tag="mla.keys.operator.v1"):
+class _OperatorKeyFile(Strict, frozen=True, kw_only=True, tag="mla.keys.operator.v1"):
     signing: bytes
 
 

@@ -241,10 +241,9 @@ def _guess_id(raw: bytes) -> str | None:
     """Best effort: the id a rejected submission claims, so its sender can match the verdict."""
     try:
         submission = decode(raw, dict[str, object])
-        if submission.get("schema") == "mla.envelope.v1" and isinstance(
-            submission.get("header"), bytes
-        ):
-            submission = decode(submission["header"], dict[str, object])  # type: ignore[arg-type]
+        header = submission.get("header")
+        if submission.get("schema") == "mla.envelope.v1" and isinstance(header, bytes):
+            submission = decode(header, dict[str, object])
     except HubError:
         return None
     for field in ("message_id", "request_id"):
