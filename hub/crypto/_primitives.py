@@ -12,9 +12,10 @@ import hashlib
 import os
 from typing import Final, Literal
 
+from cryptography import x509
 from cryptography.exceptions import InvalidSignature, InvalidTag
-from cryptography.hazmat.primitives import hpke
-from cryptography.hazmat.primitives.asymmetric import ed25519, mlkem, x25519
+from cryptography.hazmat.primitives import hashes, hpke, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mlkem, x25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from hub.errors import DecryptionFailed, SignatureInvalid, UnsupportedVersion, ValidationError
@@ -29,6 +30,8 @@ __all__ = [
     "ed25519_public",
     "ed25519_sign",
     "ed25519_verify",
+    "p256_generate",
+    "p256_sign_certificate",
     "hpke_generate",
     "hpke_public",
     "hpke_unwrap",
@@ -188,3 +191,41 @@ def aead_decrypt(key: bytes, nonce: bytes, ciphertext: bytes, aad: bytes) -> byt
         return AESGCM(key).decrypt(nonce, ciphertext, aad)
     except (InvalidTag, ValueError) as e:
         raise DecryptionFailed("message could not be decrypted") from e
+
+
+# --- ECDSA P-256 for the NATS TLS certificates (hub.crypto.tls) ------------------------
+
+
+def p256_generate() -> bytes:
+    """A new ECDSA P-256 private key, PKCS#8 PEM, unencrypted."""
+    return ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def p256_sign_certificate(
+    builder: x509.CertificateBuilder, *, subject_key: bytes, issuer_key: bytes
+) -> bytes:
+    """Finish ``builder`` (subject public key, SKI, AKI), sign it ECDSA-SHA256; PEM out.
+
+    Raises ValueError if either key is not a P-256 PEM private key.
+    """
+    subject = serialization.load_pem_private_key(subject_key, password=None)
+    issuer = serialization.load_pem_private_key(issuer_key, password=None)
+    if not isinstance(subject, ec.EllipticCurvePrivateKey) or not isinstance(
+        issuer, ec.EllipticCurvePrivateKey
+    ):
+        raise ValueError("not an ECDSA key")
+    public = subject.public_key()
+    cert = (
+        builder.public_key(public)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.public_key()),
+            critical=False,
+        )
+        .sign(issuer, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM)
