@@ -14,6 +14,13 @@ CORE = [
     "hub/ledger/describe.py",
     "hub/ledger/projections",
     "hub/gateway/admission.py",
+    "hub/audit/archive.py",
+    "hub/audit/checkpoints.py",
+    "hub/audit/entries.py",
+    "hub/audit/jobs.py",
+    "hub/audit/outcome.py",
+    "hub/audit/projection.py",
+    "hub/audit/replay.py",
 ]
 FORBIDDEN_IN_CORE = ("aiohttp", "nats", "asyncio", "sqlite3", "socket")
 

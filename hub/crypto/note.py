@@ -1,12 +1,11 @@
-"""Signed notes, checkpoints and witness cosignatures, Ed25519 only: C2SP signed-note
-("Format", "Signatures"), tlog-checkpoint ("Note text") and tlog-cosignature ("Format",
-"Signed message").
+"""Signed notes, Ed25519 only: C2SP signed-note ("Format", "Signatures", "Signature types").
 
-Pure (STYLE rule 1): time is an argument and signatures are checked over the exact UTF-8
-bytes of the note text (rule 4). Key ID = SHA-256(name || 0x0A || type || public key)[:4];
-key strings follow golang.org/x/mod sumdb/note: ``<name>+<hex key ID>+<base64(type || key)>``
-and ``PRIVATE+KEY+<name>+<hex key ID>+<base64(0x01 || seed)>``. A cosignature (type 0x04) is
-a u64 big-endian timestamp || Ed25519 over ``cosignature/v1\\ntime <t>\\n`` || checkpoint.
+Pure (STYLE rule 1): signatures are checked over the exact UTF-8 bytes of the note text
+(rule 4). Key ID = SHA-256(name || 0x0A || type || public key)[:4]; key strings follow
+golang.org/x/mod sumdb/note: ``<name>+<hex key ID>+<base64(type || key)>`` and
+``PRIVATE+KEY+<name>+<hex key ID>+<base64(0x01 || seed)>``. Type 0x01 signs the text itself;
+type 0x04 (tlog-cosignature) is defined over checkpoints, so its signed message and its
+checkpoint rules live in :mod:`hub.crypto.checkpoint`, which this module calls for 0x04 lines.
 """
 
 from __future__ import annotations
@@ -23,8 +22,6 @@ from hub.crypto._primitives import ed25519_public, ed25519_sign, ed25519_verify,
 from hub.errors import SignatureInvalid, ValidationError, VerificationError
 
 __all__ = [
-    "Checkpoint",
-    "CheckpointMalformed",
     "KeyType",
     "NoteKeyMalformed",
     "NoteMalformed",
@@ -35,24 +32,20 @@ __all__ = [
     "NoteVerifier",
     "OpenedNote",
     "add_signatures",
-    "cosign",
-    "format_checkpoint",
     "key_id",
     "open_note",
-    "parse_checkpoint",
+    "parse_signature_line",
     "parse_signer_key",
     "parse_verifier_key",
     "sign_note",
+    "split_note",
     "signer_key",
     "verifier_key",
-    "verify_cosignature",
+    "verify_signature",
 ]
 
 _DASH: Final = "\u2014 "  # em dash and space open every signature line
 _MAX_SIGNATURES: Final = 100  # the spec asks for at least 16; x/mod's limit
-_MAX_UINT64: Final = (1 << 64) - 1
-_COSIGNATURE_HEADER: Final = "cosignature/v1\n"
-_DECIMAL: Final = re.compile(r"0|[1-9][0-9]*")
 _HEX_ID: Final = re.compile(r"[0-9a-fA-F]{8}")
 _CONTROL: Final = re.compile(r"[\x00-\x09\x0b-\x1f]")
 
@@ -77,12 +70,6 @@ class NoteKeyMalformed(ValidationError):
     """A key name, verifier key or signer key string that is not well formed."""
 
     code = "note_key_malformed"
-
-
-class CheckpointMalformed(ValidationError):
-    """A note text that breaks tlog-checkpoint "Note text"; ``field`` names the line."""
-
-    code = "checkpoint_malformed"
 
 
 class NoteUnverified(VerificationError):
@@ -255,7 +242,18 @@ def _parse_line(line: str, number: int) -> NoteSignature:
     return NoteSignature(name=name, key_id=int.from_bytes(raw[:4], "big"), signature=raw[4:])
 
 
-def _split_note(note: str | bytes) -> tuple[str, list[NoteSignature]]:
+def parse_signature_line(line: str, number: int = 1) -> NoteSignature:
+    """Parse one ``— <name> <base64>`` line (trailing newline optional); nothing is verified."""
+    _check_text(line, "line")
+    return _parse_line(line.removesuffix("\n"), number)
+
+
+def split_note(note: str | bytes) -> tuple[str, list[NoteSignature]]:
+    """Split a note into its text and its parsed signature lines, verifying nothing.
+
+    signed-note "Format": the text ends at the last blank line; each signature line is
+    ``— <name> base64(key ID || signature)``. Use :func:`open_note` to trust the text.
+    """
     if isinstance(note, bytes):
         try:
             note = note.decode("utf-8")
@@ -275,20 +273,17 @@ def _split_note(note: str | bytes) -> tuple[str, list[NoteSignature]]:
     return text, [_parse_line(line, i) for i, line in enumerate(lines, 1)]
 
 
-def _cosigned_message(text: str, timestamp: int) -> bytes:
-    return f"{_COSIGNATURE_HEADER}time {timestamp}\n{text}".encode()
+def verify_signature(verifier: NoteVerifier, text: str, sig: NoteSignature) -> NoteSignature:
+    """Check one signature whose (name, key ID) matched ``verifier``; return it with its time.
 
-
-def _verify(verifier: NoteVerifier, text: str, sig: NoteSignature) -> NoteSignature:
-    """Check one signature whose (name, key ID) matched ``verifier``."""
+    Type 0x01 signs the text; type 0x04 is a tlog-cosignature (only over a checkpoint).
+    Raises :class:`NoteSignatureInvalid`.
+    """
     who = f"{sig.name}+{sig.key_id:08x}"
     if verifier.kind == KeyType.COSIGNATURE_V1:
-        # tlog-cosignature: a checkpoint, and exactly u64 timestamp || 64-byte signature.
-        parse_checkpoint(text)
-        if len(sig.signature) != 72:
-            raise NoteSignatureInvalid(f"cosignature {who}: must be 72 bytes", field=sig.name)
-        timestamp = int.from_bytes(sig.signature[:8], "big")
-        message, signature = _cosigned_message(text, timestamp), sig.signature[8:]
+        from hub.crypto.checkpoint import cosigned_message  # checkpoint imports this module
+
+        timestamp, message, signature = cosigned_message(text, sig)
     else:
         timestamp, message, signature = None, text.encode(), sig.signature
     try:
@@ -312,7 +307,7 @@ def open_note(note: str | bytes, verifiers: Iterable[NoteVerifier]) -> OpenedNot
             raise NoteKeyMalformed(
                 f"verifiers: two different keys named {v.name}+{v.key_id:08x}", field="verifiers"
             )
-    text, signatures = _split_note(note)
+    text, signatures = split_note(note)
     verified: list[NoteSignature] = []
     seen: set[tuple[str, int]] = set()
     for sig in signatures:
@@ -320,7 +315,7 @@ def open_note(note: str | bytes, verifiers: Iterable[NoteVerifier]) -> OpenedNot
         if verifier is None or (sig.name, sig.key_id) in seen:
             continue
         seen.add((sig.name, sig.key_id))
-        verified.append(_verify(verifier, text, sig))
+        verified.append(verify_signature(verifier, text, sig))
     if not verified:
         raise NoteUnverified("note: no signature from a known key")
     return OpenedNote(text, verified)
@@ -347,7 +342,7 @@ def add_signatures(note: str, more_signature_lines: Iterable[str]) -> str:
     A new line replaces an existing one with the same name and key ID, as x/mod ``Sign``
     does, so a witness's fresher cosignature supersedes its older one.
     """
-    text, signatures = _split_note(note)
+    text, signatures = split_note(note)
     lines = {(s.name, s.key_id): s for s in signatures}
     for i, line in enumerate(more_signature_lines, 1):
         _check_text(line, f"new signature line {i}")
@@ -357,109 +352,3 @@ def add_signatures(note: str, more_signature_lines: Iterable[str]) -> str:
     if len(lines) > _MAX_SIGNATURES:
         raise NoteMalformed(f"note: more than {_MAX_SIGNATURES} signatures", field="note")
     return text + "\n" + "".join(s.line() for s in lines.values())
-
-
-# --- checkpoints -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Checkpoint:
-    """A tlog-checkpoint note text: origin, tree size, root hash, optional extension lines."""
-
-    origin: str
-    size: int
-    root_hash: bytes
-    extensions: tuple[str, ...] = ()
-
-
-def _is_uint64(value: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _MAX_UINT64
-
-
-def _check_line(value: str, what: str) -> None:
-    if not value or "\n" in value or _CONTROL.search(value):
-        raise CheckpointMalformed(
-            f"{what}: must be one non-empty line without control characters", field=what
-        )
-
-
-def format_checkpoint(cp: Checkpoint) -> str:
-    """The note text: origin, decimal size, base64 root hash, extensions, each with newline."""
-    _check_line(cp.origin, "origin")
-    if not _is_uint64(cp.size):
-        raise CheckpointMalformed("size: must be an integer in [0, 2**64)", field="size")
-    if not isinstance(cp.root_hash, bytes) or len(cp.root_hash) != 32:
-        raise CheckpointMalformed("root_hash: must be a 32-byte SHA-256 hash", field="root_hash")
-    for i, ext in enumerate(cp.extensions):
-        _check_line(ext, f"extensions[{i}]")
-    lines = [cp.origin, str(cp.size), base64.b64encode(cp.root_hash).decode(), *cp.extensions]
-    return "\n".join(lines) + "\n"
-
-
-def parse_checkpoint(text: str) -> Checkpoint:
-    """Parse a checkpoint note text (already verified by :func:`open_note`)."""
-    if not text.endswith("\n"):
-        raise CheckpointMalformed("checkpoint: must end with a newline", field="checkpoint")
-    lines = text[:-1].split("\n")
-    if len(lines) < 3:
-        raise CheckpointMalformed(
-            "checkpoint: needs origin, size and root hash lines", field="checkpoint"
-        )
-    origin, size, root, *extensions = lines
-    _check_line(origin, "line 1 (origin)")
-    if not _DECIMAL.fullmatch(size) or int(size) > _MAX_UINT64:
-        raise CheckpointMalformed(
-            "line 2 (size): must be a decimal uint64 without leading zeros", field="line 2"
-        )
-    root_hash = _b64(root, "line 3 (root hash)", CheckpointMalformed)
-    if len(root_hash) != 32 or base64.b64encode(root_hash).decode() != root:
-        raise CheckpointMalformed(
-            "line 3 (root hash): must be the canonical base64 of 32 bytes", field="line 3"
-        )
-    for i, ext in enumerate(extensions, 4):
-        _check_line(ext, f"line {i} (extension)")
-    return Checkpoint(
-        origin=origin, size=int(size), root_hash=root_hash, extensions=tuple(extensions)
-    )
-
-
-# --- cosignatures ------------------------------------------------------------------------------
-
-
-def cosign(checkpoint_text: str, name: str, private: bytes, timestamp: int) -> str:
-    """A witness's cosignature/v1 line over ``checkpoint_text`` at ``timestamp`` (Unix s).
-
-    The caller has already checked consistency; the line goes to :func:`add_signatures`.
-    """
-    parse_checkpoint(checkpoint_text)
-    _check_name(name)
-    _check_key(private, "private")
-    if not _is_uint64(timestamp):
-        raise ValidationError("timestamp: must be an integer in [0, 2**64)", field="timestamp")
-    message = _cosigned_message(checkpoint_text, timestamp)
-    sig = NoteSignature(
-        name=name,
-        key_id=key_id(name, KeyType.COSIGNATURE_V1, ed25519_public(private)),
-        signature=timestamp.to_bytes(8, "big") + ed25519_sign(private, message),
-        timestamp=timestamp,
-    )
-    return sig.line()
-
-
-def verify_cosignature(checkpoint_text: str, line: str, verifier: NoteVerifier) -> int:
-    """Verify one cosignature line by ``verifier`` over ``checkpoint_text``; return its time.
-
-    The caller judges freshness against its own clock. Raises :class:`NoteSignatureInvalid`
-    if the line is not from ``verifier`` or does not verify.
-    """
-    if verifier.kind != KeyType.COSIGNATURE_V1:
-        raise NoteKeyMalformed("verifier: must be a cosignature/v1 (0x04) key", field="verifier")
-    _check_text(line, "line")
-    sig = _parse_line(line.removesuffix("\n"), 1)
-    if (sig.name, sig.key_id) != (verifier.name, verifier.key_id):
-        raise NoteSignatureInvalid(
-            f"cosignature: made by {sig.name}+{sig.key_id:08x}, not by {verifier.name}",
-            field=sig.name,
-        )
-    _verify(verifier, checkpoint_text, sig)
-    return int.from_bytes(sig.signature[:8], "big")

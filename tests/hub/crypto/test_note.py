@@ -1,4 +1,5 @@
-"""Tests for hub/crypto/note.py (C2SP signed-note, tlog-checkpoint, tlog-cosignature).
+"""Tests for hub/crypto/note.py (C2SP signed-note) and hub/crypto/checkpoint.py (tlog-checkpoint,
+tlog-cosignature).
 
 Known answers are in tests/vectors/signed_note.json: golang.org/x/mod sumdb/note keys and
 signatures (Ed25519 is deterministic, so our signer must reproduce them byte for byte),
@@ -19,9 +20,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hub.crypto._primitives import ed25519_public, ed25519_verify
-from hub.crypto.note import (
+from hub.crypto.checkpoint import (
     Checkpoint,
     CheckpointMalformed,
+    cosign,
+    format_checkpoint,
+    parse_checkpoint,
+    verify_cosignature,
+)
+from hub.crypto.note import (
     KeyType,
     NoteKeyMalformed,
     NoteMalformed,
@@ -29,17 +36,13 @@ from hub.crypto.note import (
     NoteUnverified,
     NoteVerifier,
     add_signatures,
-    cosign,
-    format_checkpoint,
     key_id,
     open_note,
-    parse_checkpoint,
     parse_signer_key,
     parse_verifier_key,
     sign_note,
     signer_key,
     verifier_key,
-    verify_cosignature,
 )
 from hub.errors import SignatureInvalid, ValidationError, VerificationError
 

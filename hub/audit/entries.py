@@ -1,0 +1,225 @@
+"""Steps 3-7 of the replay's per-entry checklist (see :mod:`hub.audit.replay`), by event type.
+
+Pure (STYLE rule 1). Each function reads the projections folded *before* the entry (the
+directory with its key history, the message index, the cases), appends the entry's signature
+job to ``jobs`` as soon as its key is resolved, so the job survives a later step failing, and
+raises :class:`EntryDiverged` at the first failed step. The rules are the hub's own admission
+rules (``hub/gateway/admission.py`` steps 4-7) replayed from the ledger alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from hub.audit.jobs import JobCheck, SignatureJob
+from hub.audit.outcome import Divergence
+from hub.crypto.cards import open_card
+from hub.errors import HubError, InvalidTransition
+from hub.ledger.lifecycle import allowed_types
+from hub.ledger.projections.state import HubState
+from schemas.codec import decode
+from schemas.envelope import Header
+from schemas.ledger import AuthorityAdmitted, EnvelopeRecorded, LedgerEvent, ReceiptRecorded
+from schemas.receipt import ReceiptBody
+
+__all__ = ["Counts", "EntryDiverged", "check_event", "diverged"]
+
+
+class EntryDiverged(Exception):
+    """Carries the divergence found at one entry (internal control flow of the replay)."""
+
+    def __init__(self, divergence: Divergence) -> None:
+        super().__init__(divergence.message)
+        self.divergence = divergence
+
+
+def diverged(index: int, check: str, expected: str, found: str, message: str) -> EntryDiverged:
+    """The exception for a failed ``check`` at entry ``index``."""
+    return EntryDiverged(
+        Divergence(
+            index=index,
+            checkpoint=None,
+            check=check,
+            expected=expected,
+            found=found,
+            message=f"entry {index}: {message}",
+        )
+    )
+
+
+def _error(e: HubError) -> str:
+    return f"{e.code}: {e}"
+
+
+@dataclass(slots=True)
+class Counts:
+    """What the replay has checked so far, for the report."""
+
+    signatures: int = 0
+    envelopes: int = 0
+    receipts: int = 0
+    admissions: int = 0
+    rejections: int = 0
+
+
+@dataclass(slots=True)
+class _Context:
+    state: HubState
+    index: int
+    data: bytes
+    jobs: list[SignatureJob]
+    counts: Counts
+
+    def job(self, check: JobCheck, key: bytes, signer: str, key_id: str = "") -> None:
+        self.jobs.append(
+            SignatureJob(
+                index=self.index,
+                check=check,
+                entry=self.data,
+                key=key,
+                signer=signer,
+                key_id=key_id,
+            )
+        )
+        self.counts.signatures += 1
+
+    def fail(self, check: str, expected: str, found: str, message: str) -> EntryDiverged:
+        return diverged(self.index, check, expected, found, message)
+
+    def signing_key(self, check: str, authority: str, key_id: str, at: datetime) -> bytes:
+        try:
+            return self.state.directory.signing_key(authority, key_id, at)
+        except HubError as e:
+            raise self.fail(
+                check,
+                f"a key {key_id} of {authority} valid at {at.isoformat()}",
+                _error(e),
+                "no such key was valid when it signed",
+            ) from e
+
+
+def check_event(
+    state: HubState,
+    operator_keys: frozenset[bytes],
+    index: int,
+    event: LedgerEvent,
+    data: bytes,
+    jobs: list[SignatureJob],
+    counts: Counts,
+) -> None:
+    """Run steps 3-7 on ``event`` (entry ``index``, exact bytes ``data``) before it is folded."""
+    ctx = _Context(state, index, data, jobs, counts)
+    if isinstance(event, AuthorityAdmitted):
+        _admission(ctx, event, operator_keys)
+    elif isinstance(event, EnvelopeRecorded):
+        _envelope(ctx, event)
+    elif isinstance(event, ReceiptRecorded):
+        _receipt(ctx, event)
+    else:  # SubmissionRejected: the hub's own statement, nothing signed to check
+        counts.rejections += 1
+
+
+def _admission(ctx: _Context, event: AuthorityAdmitted, operator_keys: frozenset[bytes]) -> None:
+    if event.operator_key not in operator_keys:  # (3)
+        pinned = ", ".join(sorted(k.hex() for k in operator_keys))
+        raise ctx.fail("operator_key", pinned, event.operator_key.hex(), "admitted by another key")
+    ctx.job("operator_signature", event.operator_key, "operator")  # (4)
+    try:
+        card = open_card(event.signed)  # (5)
+    except HubError as e:
+        raise ctx.fail(
+            "authority_card", "a card self-signed by its key", _error(e), "bad card"
+        ) from e
+    if card.id != event.authority:
+        raise ctx.fail("authority_card", event.authority, card.id, "the card is another's")
+    ctx.counts.admissions += 1
+
+
+def _envelope(ctx: _Context, event: EnvelopeRecorded) -> None:
+    try:
+        header = decode(event.header, Header, what="header")
+    except HubError as e:
+        raise ctx.fail(
+            "sender_signature", "a signed envelope header", _error(e), "header does not decode"
+        ) from e
+    sender, key_id = header.sender, header.sender_key_id
+    key = ctx.signing_key("sender_key", sender, key_id, header.sent_at)  # (3)
+    ctx.job("sender_signature", key, sender, key_id)  # (4)
+    state = ctx.state
+    for recipient in header.recipients:  # (6)
+        if not state.directory.is_admitted(recipient):
+            raise ctx.fail(
+                "unknown_recipient", "an admitted authority", recipient, "unknown recipient"
+            )
+    earlier = state.messages.messages.get(header.message_id)
+    if earlier is not None:
+        raise ctx.fail(
+            "duplicate_message",
+            "a message id not yet recorded",
+            f"{header.message_id} recorded at {earlier.ledger_index}",
+            "the message is recorded twice",
+        )
+    try:
+        state.cases.check(header)  # (7)
+    except HubError as e:
+        raise _lifecycle(ctx, header, e) from e
+    ctx.counts.envelopes += 1
+
+
+def _receipt(ctx: _Context, event: ReceiptRecorded) -> None:
+    try:
+        body = decode(event.body, ReceiptBody, what="receipt")
+    except HubError as e:
+        raise ctx.fail(
+            "receipt_signature", "a signed receipt body", _error(e), "receipt does not decode"
+        ) from e
+    key_id = body.recipient_key_id
+    key = ctx.signing_key("receipt_key", body.recipient, key_id, body.received_at)  # (3)
+    ctx.job("receipt_signature", key, body.recipient, key_id)  # (4)
+    messages = ctx.state.messages
+    original = messages.messages.get(body.message_id)  # (6)
+    if original is None:
+        raise ctx.fail(
+            "receipt_reference",
+            "a message recorded earlier",
+            body.message_id,
+            "a receipt for a message not in the ledger",
+        )
+    fields = (
+        ("recipient", " or ".join(original.recipients), body.recipient),
+        ("envelope_digest", original.envelope_digest.hex(), body.envelope_digest.hex()),
+        ("sender", original.sender, body.sender),
+        ("case_id", original.case_id, body.case_id),
+    )
+    for name, expected, found in fields:
+        ok = found in original.recipients if name == "recipient" else found == expected
+        if not ok:
+            raise ctx.fail(
+                "receipt_reference",
+                expected,
+                found,
+                f"receipt {name} does not match message {body.message_id}",
+            )
+    earlier = messages.receipts.get((body.message_id, body.recipient))
+    if earlier is not None:
+        raise ctx.fail(
+            "receipt_reference",
+            "one receipt per recipient",
+            f"a second receipt (the first is at {earlier})",
+            "receipt recorded twice",
+        )
+    ctx.counts.receipts += 1
+
+
+def _lifecycle(ctx: _Context, header: Header, error: HubError) -> EntryDiverged:
+    record = ctx.state.cases.by_id.get(header.case_id)
+    allowed = allowed_types(record.lifecycle if record else None, header.sender)
+    state = record.state if record else "(no case)"
+    rule = error.rule if isinstance(error, InvalidTransition) else error.code
+    return ctx.fail(
+        "lifecycle",
+        f"one of {', '.join(allowed) or 'nothing'}",
+        f"{header.type} by {header.sender} in state {state}",
+        f"case {header.case_id}: {rule}: {error}",
+    )

@@ -1,0 +1,97 @@
+"""Signature checks as independent jobs, so the runner can spread them over every core.
+
+The replay (:mod:`hub.audit.replay`) resolves each signer's key *in order*, from the directory
+as folded up to that entry (the key valid when the signature was made, DESIGN.md section 4),
+and emits a :class:`SignatureJob`: the entry's exact bytes and that public key. A job is then a
+pure function of its fields; it calls the same safe recipes as the hub (STYLE rule 3):
+``cards.verify_admission``, ``envelope.verify_recorded``, ``receipts.verify``.
+
+Jobs are msgspec structs, cheap to pickle; :func:`run_jobs` is a top-level function, so a
+``ProcessPoolExecutor`` can run a batch and return its first failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+from hub.audit.outcome import Divergence
+from hub.crypto import cards, receipts
+from hub.crypto.envelope import verify_recorded
+from hub.errors import HubError, KeyNotValid
+from schemas.codec import decode
+from schemas.ledger import AuthorityAdmitted, EnvelopeRecorded, LedgerEntry, ReceiptRecorded
+from schemas.receipt import Receipt
+
+__all__ = ["JobCheck", "SignatureJob", "run_job", "run_jobs"]
+
+JobCheck = Literal["operator_signature", "sender_signature", "receipt_signature"]
+
+
+class SignatureJob(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+    """Check the signature in ledger entry ``index`` with ``key`` (already resolved)."""
+
+    index: int
+    check: JobCheck
+    entry: bytes
+    key: bytes
+    signer: str
+    key_id: str = ""
+
+
+class _PinnedKey:
+    """A KeyResolver that knows one key: the one the replay resolved for this signer."""
+
+    __slots__ = ("_job",)
+
+    def __init__(self, job: SignatureJob) -> None:
+        self._job = job
+
+    def signing_key(self, authority: str, key_id: str, at: datetime) -> bytes:
+        if (authority, key_id) != (self._job.signer, self._job.key_id):
+            raise KeyNotValid(
+                f"signer: the record names {authority} key {key_id}, "
+                f"the replay resolved {self._job.signer} key {self._job.key_id}"
+            )
+        return self._job.key
+
+
+def _check(job: SignatureJob) -> None:
+    event = decode(job.entry, LedgerEntry, what=f"ledger entry {job.index}").event
+    if job.check == "operator_signature" and isinstance(event, AuthorityAdmitted):
+        cards.verify_admission(event.signed, job.key, event.operator_signature)
+    elif job.check == "sender_signature" and isinstance(event, EnvelopeRecorded):
+        verify_recorded(event, _PinnedKey(job))
+    elif job.check == "receipt_signature" and isinstance(event, ReceiptRecorded):
+        receipts.verify(Receipt(body=event.body, signature=event.signature), _PinnedKey(job))
+    else:
+        raise KeyNotValid(f"job: {job.check} does not apply to a {type(event).__name__}")
+
+
+def run_job(job: SignatureJob) -> Divergence | None:
+    """Verify one job; the divergence it is, or ``None`` when the signature verifies."""
+    try:
+        _check(job)
+    except HubError as e:
+        who = job.signer + (f" key {job.key_id}" if job.key_id else f" key {job.key.hex()}")
+        return Divergence(
+            index=job.index,
+            checkpoint=None,
+            check=job.check,
+            expected=f"a valid signature by {who}",
+            found=f"{e.code}: {e}",
+            message=f"entry {job.index}: the {job.check.replace('_', ' ')} does not verify",
+        )
+    return None
+
+
+def run_jobs(jobs: Sequence[SignatureJob]) -> Divergence | None:
+    """Verify a batch in order and return its first failure (what a pool worker runs)."""
+    for job in jobs:
+        failure = run_job(job)
+        if failure is not None:
+            return failure
+    return None
