@@ -8,6 +8,7 @@ the rule that was broken. Only the edges (CLI, HTTP) turn these into exit codes 
 from __future__ import annotations
 
 __all__ = [
+    "AccessRefused",
     "AttachmentMismatch",
     "CardInvalid",
     "ConflictError",
@@ -104,6 +105,12 @@ class VerificationError(HubError):
     """Something claims an origin or integrity that does not check out."""
 
     code = "verification_failed"
+
+
+class AccessRefused(VerificationError):
+    """The transport refused our credentials: nkey not admitted, or revoked."""
+
+    code = "access_refused"
 
 
 class SignatureInvalid(VerificationError):

@@ -49,6 +49,15 @@ class AgentPaths:
     def inbox(self) -> Path:
         return self.root / "inbox"
 
+    @property
+    def nats_seed(self) -> Path:
+        return self.root / "keys" / "nats.seed"
+
+    @property
+    def hub_ca(self) -> Path:
+        """The hub's TLS CA certificate, pinned at init (``--hub-ca``)."""
+        return self.root / "hub-ca.pem"
+
 
 def load_settings(paths: AgentPaths) -> AgentSettings:
     if not paths.settings.exists():

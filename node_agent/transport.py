@@ -11,17 +11,16 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-import nats.errors
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js import api as js_api
 from nats.js.errors import BucketNotFoundError, NotFoundError
 
 from hub import subjects
 from hub.errors import HubError, UnavailableError
 from hub.gateway.connection import connect
 from hub.gateway.intake_client import IntakeClient
+from hub.gateway.nats_security import delivery_consumer, verdict_consumer
 from hub.logs import get_logger
 from schemas.codec import decode
 from schemas.directory import AdmittedCard
@@ -64,21 +63,21 @@ class HubLink(IntakeClient):
             entry = await kv.get(key)
         except (BucketNotFoundError, NotFoundError):
             return None
-        except nats.errors.TimeoutError as e:
+        except TimeoutError as e:  # nats-py raises its own or the builtin one
             raise UnavailableError("directory: not answered in time") from e
         return decode(entry.value or b"", AdmittedCard, what="directory card")
 
     async def inbound(self, stop: asyncio.Event) -> AsyncIterator[Inbound]:
-        """Deliveries and verdicts for this authority, through its durable consumers."""
-        await _wait_for_streams(self.js, stop)
-        deliveries = await self._durable(
-            subjects.DELIVER_STREAM, subjects.deliver(self.authority), f"agent-{self.authority}"
-        )
-        verdicts = await self._durable(
-            subjects.VERDICT_STREAM,
-            subjects.verdicts_of(self.authority),
-            f"agent-{self.authority}-verdicts",
-        )
+        """Deliveries and verdicts for this authority, through its two durable consumers.
+
+        The hub creates them at admission (an authority may not create consumers); binding to
+        them needs only the rights to pull from and ack one's own.
+        """
+        delivery, verdict = delivery_consumer(self.authority), verdict_consumer(self.authority)
+        await _wait_for_consumer(self.js, subjects.DELIVER_STREAM, delivery, stop)
+        await _wait_for_consumer(self.js, subjects.VERDICT_STREAM, verdict, stop)
+        deliveries = await self._bind(subjects.DELIVER_STREAM, delivery)
+        verdicts = await self._bind(subjects.VERDICT_STREAM, verdict)
         queue: asyncio.Queue[Inbound] = asyncio.Queue(maxsize=256)
         pumps = [
             asyncio.create_task(_pump(verdicts, stop, queue, _as_verdict)),
@@ -99,17 +98,8 @@ class HubLink(IntakeClient):
                 pump.cancel()
             await asyncio.gather(*pumps, return_exceptions=True)
 
-    async def _durable(
-        self, stream: str, subject: str, durable: str
-    ) -> JetStreamContext.PullSubscription:
-        config = js_api.ConsumerConfig(
-            durable_name=durable,
-            filter_subject=subject,
-            ack_policy=js_api.AckPolicy.EXPLICIT,
-            ack_wait=30.0,
-            deliver_policy=js_api.DeliverPolicy.ALL,
-        )
-        return await self.js.pull_subscribe(subject, durable=durable, stream=stream, config=config)
+    async def _bind(self, stream: str, durable: str) -> JetStreamContext.PullSubscription:
+        return await self.js.pull_subscribe_bind(durable=durable, stream=stream)
 
 
 def _as_verdict(msg: Msg) -> Inbound:
@@ -129,7 +119,7 @@ async def _pump(
     while not stop.is_set():
         try:
             msgs = await sub.fetch(64, timeout=1.0)
-        except nats.errors.TimeoutError:
+        except TimeoutError:  # nats-py raises its own or the builtin one
             continue
         for msg in msgs:
             try:
@@ -141,12 +131,13 @@ async def _pump(
             await queue.put(item)
 
 
-async def _wait_for_streams(js: JetStreamContext, stop: asyncio.Event) -> None:
-    """Before the hub's first start the streams do not exist yet: wait for them."""
+async def _wait_for_consumer(
+    js: JetStreamContext, stream: str, durable: str, stop: asyncio.Event
+) -> None:
+    """The hub creates each authority's consumers at admission; until then, wait for them."""
     while not stop.is_set():
         try:
-            await js.stream_info(subjects.DELIVER_STREAM)
-            await js.stream_info(subjects.VERDICT_STREAM)
+            await js.consumer_info(stream, durable)
             return
         except NotFoundError:
             await asyncio.sleep(0.5)

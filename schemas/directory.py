@@ -37,6 +37,7 @@ class PublicKeys(Evolving, frozen=True, kw_only=True, tag="mla.directory.keys.v1
     signing: Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
     encryption: bytes
     suite: Literal["mlkem768x25519", "x25519"] = "mlkem768x25519"
+    nats: str | None = None  # the authority's NATS user nkey (U...), for transport access
 
 
 class KindRequirements(Evolving, frozen=True, kw_only=True, tag="mla.directory.requirements.v1"):

@@ -43,7 +43,7 @@ class Background:
         self.proc = subprocess.Popen(
             [str(BIN / args[0]), *args[1:]],
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=open(os.environ.get("BG_STDERR", os.devnull), "a"),  # noqa: SIM115
             text=True,
         )
         deadline = time.monotonic() + 20

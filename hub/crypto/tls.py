@@ -21,7 +21,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from hub.crypto._primitives import p256_generate, p256_sign_certificate
 from hub.errors import ValidationError
 
-__all__ = ["DEFAULT_HOSTS", "CertAndKey", "make_ca", "make_server_cert"]
+__all__ = ["DEFAULT_HOSTS", "CertAndKey", "load_ca", "make_ca", "make_server_cert"]
 
 DEFAULT_HOSTS: tuple[str, ...] = ("127.0.0.1", "::1", "localhost")
 _CA_VALIDITY = timedelta(days=3650)
@@ -54,6 +54,21 @@ def make_ca(common_name: str, *, now: datetime, valid_for: timedelta = _CA_VALID
         .add_extension(_key_usage(key_cert_sign=True), critical=True)
     )
     return CertAndKey(p256_sign_certificate(builder, subject_key=key, issuer_key=key), key)
+
+
+def load_ca(cert_pem: bytes) -> x509.Certificate:
+    """Parse a CA certificate (PEM) or raise a typed error naming the file's problem."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+    except ValueError as e:
+        raise ValidationError(f"hub CA: not a PEM certificate ({e})", field="hub_ca") from e
+    try:
+        is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        is_ca = False
+    if not is_ca:
+        raise ValidationError("hub CA: the certificate is not a CA", field="hub_ca")
+    return cert
 
 
 def make_server_cert(

@@ -9,23 +9,48 @@ import nats
 import nats.errors
 from nats.aio.client import Client as NatsClient
 
-from hub.errors import UnavailableError
+from hub.errors import AccessRefused, UnavailableError
+from hub.gateway.nats_security import ClientCredentials
 
 __all__ = ["close", "connect"]
 
 _CONNECT_TIMEOUT_S = 3.0
 _FIRST_CONNECT_ATTEMPTS = 2
+_AUTH_VIOLATION = "authorization violation"
 
 
-async def _quiet(_e: Exception) -> None:
-    return None  # connection trouble is reported through the typed errors of each call
+class _Errors:
+    """Remembers whether the server refused our credentials; then stops reconnecting."""
+
+    def __init__(self) -> None:
+        self.refused = False
+        self.client: NatsClient | None = None
+
+    async def record(self, error: Exception) -> None:
+        if _AUTH_VIOLATION in str(error).lower():
+            self.refused = True
+            if self.client is not None and not self.client.is_closed:
+                # Revoked: retrying forever would only hammer the server with refused logins.
+                asyncio.get_running_loop().create_task(self.client.close())
 
 
-async def connect(url: str, *, name: str) -> NatsClient:
-    """Connect once (no endless retry at start); raise UnavailableError if nobody answers.
+async def connect(
+    url: str, *, name: str, credentials: ClientCredentials | None = None
+) -> NatsClient:
+    """Connect once (no endless retry at start); raise a typed error if that fails.
 
-    Once connected, the client reconnects by itself if the server goes away for a while.
+    With ``credentials`` the connection is TLS (the hub's CA only) with the user's nkey and
+    its own reply-inbox prefix. Once connected, the client reconnects by itself if the server
+    goes away for a while, but gives up for good if the server refuses its credentials.
     """
+    errors = _Errors()
+    secure: dict[str, object] = {}
+    if credentials is not None:
+        secure = {
+            "tls": credentials.tls_context(),
+            "nkeys_seed_str": credentials.seed.decode(),
+            "inbox_prefix": credentials.inbox_prefix,
+        }
     try:
         nc = await nats.connect(
             url,
@@ -35,10 +60,16 @@ async def connect(url: str, *, name: str) -> NatsClient:
             # nats-py applies this limit to the first connection too: -1 would retry forever.
             max_reconnect_attempts=_FIRST_CONNECT_ATTEMPTS,
             reconnect_time_wait=0.2,
-            error_cb=_quiet,
+            error_cb=errors.record,
+            **secure,
         )
-    except (OSError, nats.errors.NoServersError, nats.errors.TimeoutError) as e:
+    except (OSError, nats.errors.Error, TimeoutError) as e:
+        if errors.refused or _AUTH_VIOLATION in str(e).lower():
+            raise AccessRefused(
+                f"hub: NATS at {url} refused {name}'s credentials (nkey not admitted or revoked)"
+            ) from e
         raise UnavailableError(f"hub: cannot reach NATS at {url} ({e.__class__.__name__})") from e
+    errors.client = nc
     nc.options["max_reconnect_attempts"] = -1  # once connected, ride out server restarts
     nc.options["reconnect_time_wait"] = 0.5
     return nc

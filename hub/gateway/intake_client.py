@@ -10,6 +10,7 @@ import contextlib
 import nats.errors
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 
 from hub import subjects
 from hub.errors import UnavailableError
@@ -40,23 +41,30 @@ class IntakeClient:
                 headers={"Nats-Msg-Id": message_id},
                 timeout=5.0,
             )
-        except (nats.errors.TimeoutError, nats.errors.NoRespondersError, OSError) as e:
+        except (TimeoutError, nats.errors.NoRespondersError, OSError) as e:
             raise UnavailableError(f"hub intake: not acknowledged ({e.__class__.__name__})") from e
         except nats.errors.Error as e:
             raise UnavailableError(f"hub intake: {e}") from e
 
     async def wait_verdict(self, message_id: str, timeout: float) -> Verdict | None:
         """The verdict on ``message_id``, whether it was published before or after this call."""
+        # Subscribe first, then look for one already stored: no verdict can fall in between.
+        # (A plain subscription and a direct get are all an authority's permissions allow.)
         subject = subjects.verdict(self.sender, message_id)
         try:
-            sub = await self.js.subscribe(subject, ordered_consumer=True)
+            sub = await self.nc.subscribe(subject, max_msgs=1)
         except nats.errors.Error as e:
             raise UnavailableError(f"hub verdicts: {e}") from e
         try:
-            msg = await sub.next_msg(timeout=timeout)
-        except nats.errors.TimeoutError:
-            return None
+            try:
+                stored = await self.js.get_last_msg(subjects.VERDICT_STREAM, subject, direct=True)
+                data = stored.data or b""
+            except NotFoundError:
+                try:
+                    data = (await sub.next_msg(timeout=timeout)).data
+                except TimeoutError:  # nats-py raises its own or the builtin one
+                    return None
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
-        return decode(msg.data, Verdict, what="verdict")
+        return decode(data, Verdict, what="verdict")

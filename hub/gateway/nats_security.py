@@ -227,7 +227,8 @@ def hub_permissions() -> Permissions:
             subjects.verdict("*", ">"),
             subjects.submit(subjects.OPERATOR),  # `hub admit` submits as the operator
         ),
-        subscribe=(inbox_prefix(HUB_USER) + ".>",),
+        # `hub admit` waits for the operator's verdicts with a plain subscription.
+        subscribe=(inbox_prefix(HUB_USER) + ".>", subjects.verdict(subjects.OPERATOR, ">")),
     )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -27,7 +27,8 @@ from hub import subjects
 from hub.clock import Clock, SystemClock
 from hub.errors import HubError, UnavailableError
 from hub.gateway.admission import Accept, Decision, Duplicate, Item, Limits, Reject, admit
-from hub.ledger.projections.directory import DirectoryRecord
+from hub.gateway.nats_security import ensure_authority_consumers
+from hub.ledger.projections.directory import Directory, DirectoryRecord
 from hub.ledger.projections.state import HubState
 from hub.ledger.store import ContentStore, Ledger, LedgerConflict, StreamLayout, ensure_topology
 from hub.logs import get_logger
@@ -60,8 +61,10 @@ class HubService:
         directory_kv: KeyValue,
         content: ContentStore,
         on_entry: Callable[[LedgerEntry], None] | None = None,
+        on_admitted: Callable[[Directory], Awaitable[None]] | None = None,
     ) -> None:
         self._js = js
+        self._on_admitted = on_admitted
         self._operator_key = operator_key
         self._limits = limits
         self._clock = clock
@@ -82,6 +85,7 @@ class HubService:
         clock: Clock | None = None,
         layout: StreamLayout = StreamLayout(),
         on_entry: Callable[[LedgerEntry], None] | None = None,
+        on_admitted: Callable[[Directory], Awaitable[None]] | None = None,
     ) -> HubService:
         """Create the topology if needed and fold the whole ledger into memory."""
         js = nc.jetstream()
@@ -94,6 +98,7 @@ class HubService:
             directory_kv=await js.key_value(subjects.DIRECTORY_BUCKET),
             content=await ContentStore.open(js),
             on_entry=on_entry,
+            on_admitted=on_admitted,
         )
         await service.catch_up()
         return service
@@ -116,7 +121,11 @@ class HubService:
             self._on_entry(entry)
 
     async def _publish_card(self, record: DirectoryRecord) -> None:
-        """Materialize the directory projection where node agents read it (KV)."""
+        """Materialize the directory where node agents read it (KV), create the authority's
+        two consumers, and let the runtime update who may connect (``on_admitted``)."""
+        await ensure_authority_consumers(self._js, record.card.id)
+        if self._on_admitted is not None:
+            await self._on_admitted(self.state.directory)
         data = encode(record.admitted)
         await self._directory_kv.put(subjects.card_key(record.card.id), data)
         await self._directory_kv.put(
@@ -253,7 +262,11 @@ class HubService:
         while not stop.is_set():
             try:
                 msgs = await sub.fetch(batch, timeout=0.5)
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nats-py raises its own or the builtin one
+                continue
+            except nats.errors.Error as e:  # e.g. a reconnect in progress: keep serving
+                self._log.warning("intake_fetch_failed", detail=str(e))
+                await asyncio.sleep(0.5)
                 continue
             for msg in msgs:
                 await self._handle(msg)

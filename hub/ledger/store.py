@@ -141,7 +141,7 @@ class Ledger:
             if e.err_code == _WRONG_LAST_SEQUENCE:
                 raise LedgerConflict(f"ledger: index {index} was taken by another writer") from e
             raise UnavailableError(f"ledger: append failed: {e}") from e
-        except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as e:
+        except (TimeoutError, nats.errors.NoRespondersError) as e:
             raise UnavailableError(f"ledger: append not acknowledged: {e}") from e
         return int(ack.seq) - 1
 
@@ -167,7 +167,7 @@ class Ledger:
             while index < end:
                 try:
                     batch = await sub.fetch(min(1024, end - index), timeout=5.0)
-                except nats.errors.TimeoutError as e:
+                except TimeoutError as e:  # nats-py raises its own or the builtin one
                     raise UnavailableError(f"ledger: read stalled at index {index}") from e
                 for msg in batch:
                     seq = msg.metadata.sequence.stream

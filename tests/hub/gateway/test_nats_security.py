@@ -132,7 +132,7 @@ class TestPermissions:
         perms = sec.hub_permissions()
         assert "mla.submit.OPERATOR" in perms.publish
         assert not any(_matches(p, "mla.submit.XA-MOJ") for p in perms.publish)
-        assert perms.subscribe == ("_INBOX.hub.>",)
+        assert perms.subscribe == ("_INBOX.hub.>", "mla.verdict.OPERATOR.>")
 
     @pytest.mark.parametrize(
         "subject",
