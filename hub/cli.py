@@ -21,6 +21,7 @@ from hub.ledger.store import Ledger
 from hub.operator import admission_request, init_hub, submit_admission
 from hub.runtime import install_stop_signals, operator_key, running_hub
 from hub.settings import HubPaths, HubSettings, load_settings, nats_url_for
+from hub.transport_security import hub_credentials
 from schemas.codec import decode, decode_json
 from schemas.directory import CardFile
 from schemas.ledger import LedgerEntry
@@ -29,12 +30,16 @@ __all__ = ["main"]
 
 
 async def cmd_init(args: argparse.Namespace) -> int:
-    key = init_hub(HubPaths(args.data), HubSettings(origin=args.origin))
+    paths = HubPaths(args.data)
+    key = init_hub(paths, HubSettings(origin=args.origin), now=SystemClock().now())
     if args.json:
-        print_json({"data": str(args.data), "operator_key": key.public.hex()})
+        print_json(
+            {"data": str(args.data), "operator_key": key.public.hex(), "hub_ca": str(paths.hub_ca)}
+        )
     else:
         print(f"hub initialised in {args.data}")
         print(f"operator public key (give it to node agents: --operator-key): {key.public.hex()}")
+        print(f"NATS CA certificate (give it to node agents: --hub-ca): {paths.hub_ca}")
     return 0
 
 
@@ -58,7 +63,11 @@ async def cmd_admit(args: argparse.Namespace) -> int:
     settings = load_settings(paths)
     made = decode_json(Path(args.card).read_bytes(), CardFile, what=str(args.card))
     request = admission_request(made, operator_key(paths), now=SystemClock().now())
-    nc = await connect(nats_url_for(paths, settings, args.nats), name="mla-hub-admit")
+    nc = await connect(
+        nats_url_for(paths, settings, args.nats),
+        name="mla-hub-admit",
+        credentials=hub_credentials(paths),
+    )
     client = IntakeClient(nc, subjects.OPERATOR)
     try:
         verdict = await submit_admission(client, request, args.wait)
@@ -77,7 +86,11 @@ async def cmd_admit(args: argparse.Namespace) -> int:
 async def cmd_ledger(args: argparse.Namespace) -> int:
     paths = HubPaths(args.data)
     settings = load_settings(paths)
-    nc = await connect(nats_url_for(paths, settings, args.nats), name="mla-hub-ledger")
+    nc = await connect(
+        nats_url_for(paths, settings, args.nats),
+        name="mla-hub-ledger",
+        credentials=hub_credentials(paths),
+    )
     try:
         ledger = Ledger(nc.jetstream())
         summaries = [

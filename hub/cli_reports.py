@@ -25,6 +25,7 @@ from hub.ledger.store import Ledger
 from hub.progress import Progress
 from hub.reports import review_csv, review_html, stats_csv
 from hub.settings import HubPaths, load_settings, nats_url_for
+from hub.transport_security import hub_credentials
 from schemas.codec import decode
 from schemas.common import is_authority_id
 from schemas.ledger import LedgerEntry
@@ -38,7 +39,11 @@ async def load_state(args: argparse.Namespace) -> HubState:
     """Fold the whole ledger into a fresh :class:`HubState` (with progress for long ledgers)."""
     paths = HubPaths(args.data)
     settings = load_settings(paths)
-    nc = await connect(nats_url_for(paths, settings, getattr(args, "nats", None)), name="hub-read")
+    nc = await connect(
+        nats_url_for(paths, settings, getattr(args, "nats", None)),
+        name="hub-read",
+        credentials=hub_credentials(paths),
+    )
     state = HubState()
     try:
         ledger = Ledger(nc.jetstream())

@@ -35,7 +35,7 @@ from hub.settings import HubPaths, HubSettings
 from node_agent.agent import Agent
 from node_agent.config import AgentPaths, AgentSettings
 from node_agent.directory import AgentDirectory
-from node_agent.identity import card_file, init_agent
+from node_agent.identity import card_file, init_agent, nats_credentials, nats_public
 from node_agent.store import AgentStore
 from node_agent.transport import HubLink
 
@@ -53,18 +53,20 @@ def _indent(text: str) -> str:
 class _Party:
     """One authority in the demo: its folder, agent and running loop."""
 
-    def __init__(self, root: Path, authority: str, name: str, hub_url: str, operator: str):
+    def __init__(self, root: Path, authority: str, hub: HubPaths, hub_url: str, operator: str):
         self.paths = AgentPaths(root / authority)
         self.settings = AgentSettings(
             id=authority,
             state=authority[:2],
-            name=name,
+            name=f"Central Authority of {authority[:2]}",
             kinds=["mla", "extradition"],
             languages=["en", "fr"],
             hub=hub_url,
             operator_key=operator,
         )
-        self.keys: AuthorityKeys = init_agent(self.paths, self.settings, now=SystemClock().now())
+        self.keys: AuthorityKeys = init_agent(
+            self.paths, self.settings, now=SystemClock().now(), hub_ca=hub.hub_ca.read_bytes()
+        )
         self.store = AgentStore(self.paths.database)
         self.agent = Agent(
             authority=authority,
@@ -77,7 +79,9 @@ class _Party:
     @asynccontextmanager
     async def online(self) -> AsyncIterator[Online]:
         stop = asyncio.Event()
-        link = HubLink(await connect(self.settings.hub, name=self.settings.id), self.settings.id)
+        credentials = nats_credentials(self.paths, self.settings.id)
+        nc = await connect(self.settings.hub, name=self.settings.id, credentials=credentials)
+        link = HubLink(nc, self.settings.id)
         operator = bytes.fromhex(self.settings.operator_key or "")
         directory = AgentDirectory(self.store, link, operator)
         task = asyncio.create_task(self.agent.run(link, directory, stop))
@@ -159,25 +163,32 @@ async def _demo(root: Path, review_dir: Path | None) -> int:
     stop = asyncio.Event()
     cancel_on_signals()
     hub_paths = HubPaths(root / "hub")
-    operator = init_hub(hub_paths, HubSettings(origin="demo.mla-hub.example"))
+    operator = init_hub(
+        hub_paths, HubSettings(origin="demo.mla-hub.example"), now=SystemClock().now()
+    )
     _step(1, f"Hub initialised in {hub_paths.root}; operator key {operator.public.hex()[:16]}...")
     async with running_hub(hub_paths, HubSettings(), nats_port=0) as hub:
         hub_task = asyncio.create_task(hub.service.run(stop))
         try:
-            _step(2, f"Embedded nats-server up at {hub.nats_url} (JetStream, fsync before ack)")
-            xa = _Party(
-                root, "XA-MOJ", "Central Authority of XA", hub.nats_url, operator.public.hex()
+            _step(
+                2,
+                f"Embedded nats-server up at {hub.nats_url}: JetStream with fsync before ack; "
+                "TLS only, nkey users, each authority limited to its own subjects",
             )
-            xb = _Party(
-                root, "XB-MOJ", "Central Authority of XB", hub.nats_url, operator.public.hex()
-            )
+            xa = _Party(root, "XA-MOJ", hub_paths, hub.nats_url, operator.public.hex())
+            xb = _Party(root, "XB-MOJ", hub_paths, hub.nats_url, operator.public.hex())
             _step(3, "Two central authorities created (Ed25519 + ML-KEM-768/X25519 keys):")
             for party in (xa, xb):
                 print(f"    {party.settings.id}  key id {party.keys.key_id}  {party.paths.root}")
             client = IntakeClient(hub.nc, subjects.OPERATOR)
             _step(4, "The operator admits both self-signed cards into the directory:")
             for party in (xa, xb):
-                made = card_file(party.settings, party.keys, now=SystemClock().now())
+                made = card_file(
+                    party.settings,
+                    party.keys,
+                    now=SystemClock().now(),
+                    nats_public=nats_public(party.paths, party.settings.id),
+                )
                 request = admission_request(made, operator, now=SystemClock().now())
                 verdict = await submit_admission(client, request, 10.0)
                 index = verdict.ledger_index

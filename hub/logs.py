@@ -28,6 +28,9 @@ def redact(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> Mutab
 
 def configure(level: str = "info") -> None:
     """JSON lines on stderr; human output stays on stdout."""
+    # asyncio warns "returning true from eof_received() has no effect when using ssl" each time
+    # a TLS peer closes; it says nothing an operator can act on.
+    logging.getLogger("asyncio").setLevel(logging.ERROR)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

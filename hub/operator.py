@@ -7,10 +7,11 @@ from datetime import datetime
 from hub import ids
 from hub.crypto import cards
 from hub.crypto.keys import OperatorKey
-from hub.errors import CardInvalid, UnavailableError
+from hub.errors import CardInvalid, UnavailableError, ValidationError
 from hub.gateway.intake_client import IntakeClient
 from hub.keyfiles import write_private
 from hub.settings import HubPaths, HubSettings, save_settings
+from hub.transport_security import create_transport_security
 from schemas.codec import decode, encode
 from schemas.directory import AdmissionRequest, AuthorityCard, CardFile
 from schemas.transport import Verdict
@@ -18,10 +19,14 @@ from schemas.transport import Verdict
 __all__ = ["admission_request", "init_hub", "submit_admission"]
 
 
-def init_hub(paths: HubPaths, settings: HubSettings) -> OperatorKey:
-    """Create the operator key (mode 0600) and the settings file in a new data folder."""
+def init_hub(paths: HubPaths, settings: HubSettings, *, now: datetime) -> OperatorKey:
+    """Create the operator key, the NATS transport security (TLS CA and certificate, the hub's
+    nkey, a configuration admitting nobody yet) and the settings file in a new data folder."""
+    if paths.settings.exists():
+        raise ValidationError(f"--data: {paths.root} already holds a hub", field="data")
     key = OperatorKey.generate()
     write_private(paths.operator_key, key.to_bytes())
+    create_transport_security(paths, settings.nats_hosts, now=now)
     save_settings(paths, settings)
     return key
 

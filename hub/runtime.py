@@ -20,8 +20,10 @@ from hub.gateway.connection import connect
 from hub.gateway.nats_server import EmbeddedNats, NatsServerOptions
 from hub.gateway.service import HubService
 from hub.keyfiles import read_private
+from hub.ledger.projections.directory import Directory
 from hub.ledger.store import StreamLayout
 from hub.settings import HubPaths, HubSettings, RunInfo
+from hub.transport_security import hub_credentials, is_secured, update_security
 
 __all__ = [
     "RunningHub",
@@ -61,18 +63,26 @@ async def running_hub(
                 store_dir=paths.nats,
                 port=settings.nats_port if nats_port is None else nats_port,
                 sync_always=settings.sync_always,
+                extra_config='include "security.conf"\n' if is_secured(paths) else "",
             )
         )
         nats_url = await embedded.start()
+
+    async def on_admitted(directory: Directory) -> None:
+        if is_secured(paths):
+            update_security(paths, directory, embedded.pid if embedded else None)
+
     try:
-        nc = await connect(nats_url, name="mla-hub")
+        nc = await connect(nats_url, name="mla-hub", credentials=hub_credentials(paths))
         try:
             service = await HubService.open(
                 nc,
                 operator_key=operator_key(paths).public,
                 limits=Limits(max_submission_bytes=settings.max_submission_bytes),
                 layout=StreamLayout(replicas=settings.replicas),
+                on_admitted=on_admitted,
             )
+            await on_admitted(service.state.directory)  # in step with the ledger from the start
             if write_run_info:
                 paths.run_info.write_bytes(
                     msgspec.json.encode(RunInfo(nats_url=nats_url, pid=os.getpid()))

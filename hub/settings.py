@@ -20,6 +20,7 @@ class HubSettings(msgspec.Struct, frozen=True, kw_only=True):
     max_submission_bytes: int = 4 * 1024 * 1024
     replicas: int = 1
     sync_always: bool = True
+    nats_hosts: tuple[str, ...] = ("127.0.0.1", "::1", "localhost")  # in the TLS certificate
 
 
 class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -38,8 +39,25 @@ class HubPaths:
         return self.root / "hub.json"
 
     @property
+    def keys_dir(self) -> Path:
+        return self.root / "keys"
+
+    @property
     def operator_key(self) -> Path:
         return self.root / "keys" / "operator.key"
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.root / "nats" / "tls"
+
+    @property
+    def hub_ca(self) -> Path:
+        """The CA certificate authorities pin (``node-agent init --hub-ca``)."""
+        return self.tls_dir / "ca.pem"
+
+    @property
+    def security_conf(self) -> Path:
+        return self.root / "nats" / "security.conf"
 
     @property
     def nats(self) -> Path:

@@ -16,7 +16,7 @@ from hub.keyfiles import read_private
 from hub.runtime import install_stop_signals
 from node_agent.cli_cases import register as register_case_commands
 from node_agent.config import AgentPaths, AgentSettings, load_settings
-from node_agent.identity import card_file, init_agent
+from node_agent.identity import card_file, init_agent, nats_public
 from node_agent.session import authority_id, csv_list, session
 from node_agent.store import AgentStore
 from schemas.codec import decode, decode_json, encode_json
@@ -44,7 +44,8 @@ async def cmd_init(args: argparse.Namespace) -> int:
             else []
         ),
     )
-    keys = init_agent(AgentPaths(args.data), settings, now=SystemClock().now())
+    hub_ca = Path(args.hub_ca).read_bytes() if args.hub_ca else None
+    keys = init_agent(AgentPaths(args.data), settings, now=SystemClock().now(), hub_ca=hub_ca)
     print(f"node agent {args.id} initialised in {args.data} (key id {keys.key_id})")
     return 0
 
@@ -53,7 +54,13 @@ async def cmd_card(args: argparse.Namespace) -> int:
     paths = AgentPaths(args.data)
     settings = load_settings(paths)
     keys = AuthorityKeys.from_bytes(read_private(paths.keys))
-    made = card_file(settings, keys, now=SystemClock().now(), valid_days=args.valid_days)
+    made = card_file(
+        settings,
+        keys,
+        now=SystemClock().now(),
+        valid_days=args.valid_days,
+        nats_public=nats_public(paths, settings.id),
+    )
     sys.stdout.write(encode_json(made).decode() + "\n")
     return 0
 
@@ -156,6 +163,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--hub", default="nats://127.0.0.1:4222")
     p.add_argument("--suite", choices=["mlkem768x25519", "x25519"], default="mlkem768x25519")
     p.add_argument("--operator-key", help="hub operator's public key (hex), pinned")
+    p.add_argument("--hub-ca", help="the hub's NATS CA certificate (PEM), pinned: TLS + nkey")
     p.add_argument("--valid-days", type=int, default=365)
     p.add_argument(
         "--requirements",

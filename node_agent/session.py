@@ -16,6 +16,7 @@ from hub.keyfiles import read_private
 from node_agent.agent import Agent
 from node_agent.config import AgentPaths, AgentSettings, load_settings
 from node_agent.directory import AgentDirectory
+from node_agent.identity import nats_credentials
 from node_agent.store import AgentStore
 from node_agent.transport import HubLink
 from schemas.common import AUTHORITY_ID_PATTERN, is_authority_id
@@ -56,7 +57,12 @@ async def session(args: argparse.Namespace, *, need_hub: bool) -> AsyncIterator[
     try:
         url = getattr(args, "hub", None) or settings.hub
         try:
-            link = HubLink(await connect(url, name=f"node-agent-{settings.id}"), settings.id)
+            nc = await connect(
+                url,
+                name=f"node-agent-{settings.id}",
+                credentials=nats_credentials(paths, settings.id),
+            )
+            link = HubLink(nc, settings.id)
         except UnavailableError:
             if need_hub:
                 raise

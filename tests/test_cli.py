@@ -71,6 +71,7 @@ class Background:
 def hub_up(tmp_path: Path) -> Iterator[tuple[Path, str, str]]:
     hub = tmp_path / "H"
     init = json.loads(run("hub", "init", "--data", str(hub), "--json").stdout)
+    assert init["hub_ca"] == str(hub / "nats" / "tls" / "ca.pem")
     port = _free_port()
     process = Background("hub", "up", "--data", str(hub), "--nats-port", str(port), ready="hub up")
     try:
@@ -87,6 +88,7 @@ def test_separate_processes_flow(tmp_path: Path, hub_up: tuple[Path, str, str]) 
             "node-agent", "init", "--data", str(folder), "--id", ident, "--state", ident[:2],
             "--name", f"Central Authority of {ident[:2]}", "--kinds", "mla,extradition",
             "--languages", "en,fr", "--hub", url, "--operator-key", operator_key,
+            "--hub-ca", str(hub / "nats" / "tls" / "ca.pem"),
         )  # fmt: skip
         card = tmp_path / f"{ident}.card.json"
         card.write_text(run("node-agent", "card", "--data", str(folder)).stdout)
@@ -199,7 +201,7 @@ def _agent(tmp_path: Path, ident: str, hub: Path, url: str, operator_key: str, *
     run(
         "node-agent", "init", "--data", str(folder), "--id", ident, "--state", ident[:2],
         "--name", f"Central Authority of {ident[:2]}", "--hub", url, "--operator-key",
-        operator_key, *extra,
+        operator_key, "--hub-ca", str(hub / "nats" / "tls" / "ca.pem"), *extra,
     )  # fmt: skip
     card = tmp_path / f"{ident}.card.json"
     card.write_text(run("node-agent", "card", "--data", str(folder)).stdout)
@@ -305,3 +307,24 @@ def test_case_commands_and_reports(tmp_path: Path, hub_up: tuple[Path, str, str]
     assert "<svg" in html.read_text()
     stats = json.loads(run("hub", "stats", "--data", str(hub), "--by", "legal-basis").stdout)
     assert [(r["group"], r["requests"]) for r in stats["rows"]] == [("UNTOC art. 18", 1)]
+
+
+def test_transport_refuses_strangers(tmp_path: Path, hub_up: tuple[Path, str, str]) -> None:
+    """Only admitted authorities connect, and only over TLS with their nkey."""
+    hub, url, _ = hub_up
+    ca = str(hub / "nats" / "tls" / "ca.pem")
+    stranger = tmp_path / "XC"
+    run("node-agent", "init", "--data", str(stranger), "--id", "XC-MOJ", "--state", "XC",
+        "--name", "C", "--hub", url, "--hub-ca", ca)  # fmt: skip
+    refused = run("node-agent", "run", "--data", str(stranger), check=False)
+    assert refused.returncode == 1
+    assert (
+        "refused node-agent-XC-MOJ's credentials (nkey not admitted or revoked)" in refused.stderr
+    )
+    assert "eof_received" not in refused.stderr  # no asyncio noise on the console
+    plain = tmp_path / "XD"
+    run("node-agent", "init", "--data", str(plain), "--id", "XD-MOJ", "--state", "XD",
+        "--name", "D", "--hub", url)  # fmt: skip
+    refused = run("node-agent", "run", "--data", str(plain), check=False)
+    assert refused.returncode == 3
+    assert "if the hub requires TLS, init with --hub-ca" in refused.stderr

@@ -16,6 +16,7 @@ __all__ = ["close", "connect"]
 
 _CONNECT_TIMEOUT_S = 3.0
 _FIRST_CONNECT_ATTEMPTS = 2
+_CONNECT_DEADLINE_S = 8.0
 _AUTH_VIOLATION = "authorization violation"
 
 
@@ -52,23 +53,29 @@ async def connect(
             "inbox_prefix": credentials.inbox_prefix,
         }
     try:
-        nc = await nats.connect(
-            url,
-            name=name,
-            connect_timeout=_CONNECT_TIMEOUT_S,
-            allow_reconnect=True,
-            # nats-py applies this limit to the first connection too: -1 would retry forever.
-            max_reconnect_attempts=_FIRST_CONNECT_ATTEMPTS,
-            reconnect_time_wait=0.2,
-            error_cb=errors.record,
-            **secure,
+        nc = await asyncio.wait_for(
+            nats.connect(
+                url,
+                name=name,
+                connect_timeout=_CONNECT_TIMEOUT_S,
+                allow_reconnect=True,
+                # nats-py applies this limit to the first connection too: -1 would retry forever.
+                max_reconnect_attempts=_FIRST_CONNECT_ATTEMPTS,
+                reconnect_time_wait=0.2,
+                error_cb=errors.record,
+                **secure,
+            ),
+            _CONNECT_DEADLINE_S,  # nats-py can stall on a TLS mismatch; never hang a command
         )
     except (OSError, nats.errors.Error, TimeoutError) as e:
         if errors.refused or _AUTH_VIOLATION in str(e).lower():
             raise AccessRefused(
                 f"hub: NATS at {url} refused {name}'s credentials (nkey not admitted or revoked)"
             ) from e
-        raise UnavailableError(f"hub: cannot reach NATS at {url} ({e.__class__.__name__})") from e
+        hint = "" if credentials else "; if the hub requires TLS, init with --hub-ca"
+        raise UnavailableError(
+            f"hub: cannot reach NATS at {url} ({e.__class__.__name__}{hint})"
+        ) from e
     errors.client = nc
     nc.options["max_reconnect_attempts"] = -1  # once connected, ride out server restarts
     nc.options["reconnect_time_wait"] = 0.5
