@@ -16,6 +16,7 @@ from schemas.directory import AdmittedCard, CardFile
 from schemas.envelope import Body, Envelope, Header
 from schemas.ledger import LedgerEntry
 from schemas.receipt import Receipt, ReceiptBody
+from schemas.transparency import ConsistencyProof, InclusionProof
 from schemas.transport import Delivery, Submission, Verdict
 
 __all__ = ["DOCUMENTS", "OUTPUT", "render", "write"]
@@ -34,6 +35,8 @@ DOCUMENTS: dict[str, Any] = {
     "submission": Submission,
     "delivery": Delivery,
     "verdict": Verdict,
+    "inclusion-proof": InclusionProof,
+    "consistency-proof": ConsistencyProof,
 }
 
 

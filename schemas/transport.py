@@ -17,11 +17,18 @@ Submission = Envelope | Receipt | AdmissionRequest
 
 
 class Delivery(Strict, frozen=True, kw_only=True, tag="mla.transport.delivery.v1"):
-    """A recorded envelope or receipt, handed to an addressee with its ledger position."""
+    """A recorded envelope or receipt, handed to an addressee with its ledger position.
+
+    ``entry``, ``checkpoint`` and ``inclusion_proof`` let the addressee check that the hub
+    recorded exactly this item at ``ledger_index`` in the log it signed (schemas.transparency).
+    """
 
     ledger_index: int
     recorded_at: datetime
     item: Envelope | Receipt
+    entry: bytes | None = None
+    checkpoint: str | None = None
+    inclusion_proof: list[bytes] = []
 
 
 class Verdict(Strict, frozen=True, kw_only=True, tag="mla.transport.verdict.v1"):
@@ -38,3 +45,6 @@ class Verdict(Strict, frozen=True, kw_only=True, tag="mla.transport.verdict.v1")
     reason: str | None = None
     detail: str | None = None
     rule: str | None = None  # for invalid_transition: the lifecycle rule that refused it
+    entry: bytes | None = None  # the exact ledger entry at ledger_index
+    checkpoint: str | None = None  # a signed checkpoint note covering ledger_index
+    inclusion_proof: list[bytes] = []  # RFC 9162 inclusion proof of entry in that checkpoint
