@@ -9,6 +9,7 @@ answers. Compared with the e2e rate it shows what the intake loop and the agents
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ from hub.crypto.keys import OperatorKey
 from hub.gateway.connection import close, connect
 from hub.gateway.service import HubService
 from hub.ledger.store import Ledger, ensure_topology
+from hub.ledger.transparency import new_log_key
 
 __all__ = ["log_to_file", "measure_hub_process", "measure_ledger_appends"]
 
@@ -66,7 +68,11 @@ async def measure_hub_process(url: str, pairs: int, limit_s: float) -> float:
     resolver = StaticResolver(senders + recipients)
     nc = await connect(url, name="bench-hub-direct")
     try:
-        service = await HubService.open(nc, operator_key=operator.public)
+        service = await HubService.open(
+            nc,
+            operator_key=operator.public,
+            log_key=new_log_key("bench.mla-hub.example", os.urandom(32)),
+        )
         for party in senders + recipients:
             verdict = await service.process(admission_bytes(party, operator)[1], subjects.OPERATOR)
             assert verdict.status == "accepted", verdict

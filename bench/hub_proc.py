@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 from pathlib import Path
 
 from bench._child import run_child, say_ready
@@ -16,6 +17,7 @@ from hub import logs
 from hub.gateway.connection import close, connect
 from hub.gateway.service import HubService
 from hub.ledger.store import StreamLayout
+from hub.ledger.transparency import new_log_key
 
 
 async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
@@ -24,6 +26,7 @@ async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
         service = await HubService.open(
             nc,
             operator_key=bytes.fromhex(args.operator_key),
+            log_key=new_log_key("bench.mla-hub.example", os.urandom(32)),
             layout=StreamLayout(replicas=args.replicas),
         )
         say_ready(f"next_index={service.state.next_index}")

@@ -10,15 +10,20 @@ from pathlib import Path
 import msgspec
 
 from hub import logs, subjects
+from hub.cli_access import register as register_access
+from hub.cli_directory import register as register_directory
 from hub.cli_reports import register as register_reports
+from hub.cli_transparency import register as register_transparency
 from hub.clock import SystemClock
 from hub.console import EXIT_REFUSED, print_json, run_command, table
 from hub.gateway.connection import close as close_connection
 from hub.gateway.connection import connect
 from hub.gateway.intake_client import IntakeClient
 from hub.ledger.describe import describe
+from hub.ledger.merkle import leaf_hash
 from hub.ledger.store import Ledger
 from hub.operator import admission_request, init_hub, submit_admission
+from hub.progress import Progress
 from hub.runtime import install_stop_signals, operator_key, running_hub
 from hub.settings import HubPaths, HubSettings, load_settings, nats_url_for
 from hub.transport_security import hub_credentials
@@ -48,10 +53,14 @@ async def cmd_up(args: argparse.Namespace) -> int:
     settings = load_settings(paths)
     stop = asyncio.Event()
     install_stop_signals(stop)
-    async with running_hub(paths, settings, nats_url=args.nats, nats_port=args.nats_port) as hub:
+    async with running_hub(
+        paths, settings, nats_url=args.nats, nats_port=args.nats_port, http_port=args.http_port
+    ) as hub:
         print(
             f"hub up: NATS at {hub.nats_url}, ledger holds {hub.service.state.next_index} entries"
         )
+        if hub.http_url:
+            print(f"read API and dashboard at {hub.http_url}/ (tokens: `hub token issue`)")
         print("press Ctrl-C to stop", flush=True)
         await hub.service.run(stop)
     print("hub stopped")
@@ -93,14 +102,22 @@ async def cmd_ledger(args: argparse.Namespace) -> int:
     )
     try:
         ledger = Ledger(nc.jetstream())
-        summaries = [
-            describe(decode(data, LedgerEntry, what=f"ledger entry {index}"))
-            async for index, data in ledger.read()
-        ]
+        progress = Progress("reading ledger", await ledger.size())
+        summaries, leaves = [], []
+        async for index, data in ledger.read():
+            summaries.append(describe(decode(data, LedgerEntry, what=f"ledger entry {index}")))
+            leaves.append(leaf_hash(data).hex())
+            progress.update(index + 1)
+        progress.finish()
     finally:
         await close_connection(nc)
     if args.json:
-        print_json(summaries)
+        print_json(
+            [
+                {**msgspec.to_builtins(s), "leaf_hash": leaf}
+                for s, leaf in zip(summaries, leaves, strict=True)
+            ]
+        )
         return 0
     rows = [
         (s.index, s.recorded_at.strftime("%Y-%m-%d %H:%M:%S"), s.type, s.actor, s.case_id or "-")
@@ -144,6 +161,7 @@ def _parser() -> argparse.ArgumentParser:
     p = command("up", "run the hub in the foreground")
     p.add_argument("--nats", help="external NATS URL (default: start the embedded server)")
     p.add_argument("--nats-port", type=int, help="port of the embedded server (default 4222)")
+    p.add_argument("--http-port", type=int, help="serve the read API and dashboard on loopback")
     p.set_defaults(run=cmd_up, log_level="info")
 
     p = command("admit", "admit an authority card into the directory")
@@ -161,6 +179,9 @@ def _parser() -> argparse.ArgumentParser:
     p = command("demo", "run the whole flow on an embedded NATS", data_required=False)
     p.set_defaults(run=cmd_demo, log_level="warning")
     register_reports(sub, command)
+    register_directory(sub, command)
+    register_transparency(sub, command)
+    register_access(sub, command)
     return parser
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from hub.cli_transparency import register_audit
 from hub.clock import SystemClock
 from hub.console import print_json, table
 from hub.errors import ValidationError
@@ -183,6 +184,7 @@ def register(sub: argparse._SubParsersAction, command: AddCommand) -> None:  # t
     audit = sub.add_parser("audit", help="audit trail, export and replay").add_subparsers(
         dest="action", required=True
     )
+    register_audit(audit, command)
     p = reader(command("trail", "every ledger entry of one case", audit))
     p.add_argument("--case", required=True)
     p.add_argument("--json", action="store_true")

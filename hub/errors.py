@@ -21,9 +21,12 @@ __all__ = [
     "Malformed",
     "NotARecipient",
     "RecipientMismatch",
+    "Revoked",
+    "RotationInvalid",
     "SchemaInvalid",
     "SenderMismatch",
     "SignatureInvalid",
+    "StaleRecipientKey",
     "TooLarge",
     "UnavailableError",
     "UnknownMessage",
@@ -167,6 +170,24 @@ class UnknownMessage(VerificationError):
     """A receipt or reply for a message the ledger does not hold."""
 
     code = "unknown_message"
+
+
+class Revoked(VerificationError):
+    """The operator revoked this authority: it may not submit, nor be addressed, any more."""
+
+    code = "revoked"
+
+
+class RotationInvalid(VerificationError):
+    """A card with new keys for an admitted authority, not signed by its current key."""
+
+    code = "bad_rotation"
+
+
+class StaleRecipientKey(VerificationError):
+    """Sealed to a recipient key that a rotation replaced: fetch the directory, seal again."""
+
+    code = "stale_recipient_key"
 
 
 # --- state -----------------------------------------------------------------------------------

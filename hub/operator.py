@@ -1,7 +1,8 @@
-"""The operator's actions: create a hub's identity, and admit authority cards."""
+"""The operator's actions: create a hub's identity, admit authority cards, revoke authorities."""
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 
 from hub import ids
@@ -10,13 +11,14 @@ from hub.crypto.keys import OperatorKey
 from hub.errors import CardInvalid, UnavailableError, ValidationError
 from hub.gateway.intake_client import IntakeClient
 from hub.keyfiles import write_private
+from hub.ledger.transparency import new_log_key
 from hub.settings import HubPaths, HubSettings, save_settings
 from hub.transport_security import create_transport_security
 from schemas.codec import decode, encode
-from schemas.directory import AdmissionRequest, AuthorityCard, CardFile
+from schemas.directory import AdmissionRequest, AuthorityCard, CardFile, RevocationRequest
 from schemas.transport import Verdict
 
-__all__ = ["admission_request", "init_hub", "submit_admission"]
+__all__ = ["admission_request", "init_hub", "revocation_request", "submit_admission"]
 
 
 def init_hub(paths: HubPaths, settings: HubSettings, *, now: datetime) -> OperatorKey:
@@ -26,6 +28,7 @@ def init_hub(paths: HubPaths, settings: HubSettings, *, now: datetime) -> Operat
         raise ValidationError(f"--data: {paths.root} already holds a hub", field="data")
     key = OperatorKey.generate()
     write_private(paths.operator_key, key.to_bytes())
+    write_private(paths.log_key, new_log_key(settings.origin, os.urandom(32)).encode())
     create_transport_security(paths, settings.nats_hosts, now=now)
     save_settings(paths, settings)
     return key
@@ -44,12 +47,28 @@ def admission_request(
     )
 
 
-async def submit_admission(client: IntakeClient, request: AdmissionRequest, wait: float) -> Verdict:
-    """Hand the admission to the hub's intake and wait for the hub's verdict."""
+def revocation_request(authority: str, reason: str, operator: OperatorKey) -> RevocationRequest:
+    """Sign the operator's revocation of ``authority`` (checked by the hub against the ledger)."""
+    request = RevocationRequest(
+        request_id=ids.uuid7(),
+        authority=authority,
+        reason=reason,
+        operator_signature=cards.revoke(authority, reason, operator),
+    )
+    decode(encode(request), RevocationRequest, what="revocation")  # constraints: on decode only
+    return request
+
+
+async def submit_admission(
+    client: IntakeClient, request: AdmissionRequest | RevocationRequest, wait: float
+) -> Verdict:
+    """Hand an operator command (admission or revocation) to the hub's intake and wait for the
+    hub's verdict."""
+    what = "admission" if isinstance(request, AdmissionRequest) else "revocation"
     await client.publish(request.request_id, encode(request))
     verdict = await client.wait_verdict(request.request_id, wait)
     if verdict is None:
         raise UnavailableError(
-            "admission queued at the hub intake; no verdict yet (is `hub up` running?)"
+            f"{what} queued at the hub intake; no verdict yet (is `hub up` running?)"
         )
     return verdict

@@ -13,12 +13,17 @@ from dataclasses import dataclass
 import msgspec
 from nats.aio.client import Client as NatsClient
 
+from hub.clock import SystemClock
 from hub.crypto.keys import OperatorKey
 from hub.gateway.admission import Limits
 from hub.gateway.connection import close as close_connection
 from hub.gateway.connection import connect
+from hub.gateway.feed import LedgerFeed
+from hub.gateway.http import HttpDeps, HttpServer, create_app, serve
 from hub.gateway.nats_server import EmbeddedNats, NatsServerOptions
 from hub.gateway.service import HubService
+from hub.gateway.snapshot import publish_snapshot
+from hub.gateway.tokens import TokenStore, tokens_path
 from hub.keyfiles import read_private
 from hub.ledger.projections.directory import Directory
 from hub.ledger.store import StreamLayout
@@ -40,6 +45,7 @@ class RunningHub:
     nc: NatsClient
     nats_url: str
     embedded: EmbeddedNats | None
+    http_url: str | None = None  # the read API and dashboard, when served
 
 
 def operator_key(paths: HubPaths) -> OperatorKey:
@@ -53,9 +59,11 @@ async def running_hub(
     *,
     nats_url: str | None = None,
     nats_port: int | None = None,
+    http_port: int | None = None,
     write_run_info: bool = True,
 ) -> AsyncIterator[RunningHub]:
-    """A hub service connected to NATS (started here unless ``nats_url`` is given)."""
+    """A hub service connected to NATS (started here unless ``nats_url`` is given), with the
+    read API on ``http_port`` (default ``settings.http_port``; none when both are unset)."""
     embedded: EmbeddedNats | None = None
     if nats_url is None:
         embedded = EmbeddedNats(
@@ -68,7 +76,13 @@ async def running_hub(
         )
         nats_url = await embedded.start()
 
+    operator = operator_key(paths)
+    feed = LedgerFeed()  # live changes for the read API's event streams
+
     async def on_admitted(directory: Directory) -> None:
+        """At every directory change (admission, rotation, revocation): who may connect, and
+        the operator-signed directory snapshot. (``nc`` is connected before the first call.)"""
+        await publish_snapshot(nc.jetstream(), directory, operator)
         if is_secured(paths):
             update_security(paths, directory, embedded.pid if embedded else None)
 
@@ -78,18 +92,34 @@ async def running_hub(
             service = await HubService.open(
                 nc,
                 operator_key=operator_key(paths).public,
+                log_key=read_private(paths.log_key).decode(),
                 limits=Limits(max_submission_bytes=settings.max_submission_bytes),
                 layout=StreamLayout(replicas=settings.replicas),
                 on_admitted=on_admitted,
+                on_entry=feed.on_entry,
             )
             await on_admitted(service.state.directory)  # in step with the ledger from the start
             if write_run_info:
                 paths.run_info.write_bytes(
                     msgspec.json.encode(RunInfo(nats_url=nats_url, pid=os.getpid()))
                 )
+            port = settings.http_port if http_port is None else http_port
+            api: HttpServer | None = None
             try:
-                yield RunningHub(service, nc, nats_url, embedded)
+                if port is not None:
+                    deps = HttpDeps(
+                        state=lambda: service.state,
+                        ledger=service.ledger,
+                        feed=feed,
+                        tokens=TokenStore(tokens_path(paths.root)),
+                        clock=SystemClock(),
+                        checkpoints=service.checkpoints,
+                    )
+                    api = await serve(create_app(settings, deps), settings.http_host, port)
+                yield RunningHub(service, nc, nats_url, embedded, api.url if api else None)
             finally:
+                if api is not None:
+                    await api.stop()  # before NATS goes: open streams end, requests finish
                 if write_run_info:
                     with contextlib.suppress(FileNotFoundError):
                         paths.run_info.unlink()

@@ -21,6 +21,8 @@ class HubSettings(msgspec.Struct, frozen=True, kw_only=True):
     replicas: int = 1
     sync_always: bool = True
     nats_hosts: tuple[str, ...] = ("127.0.0.1", "::1", "localhost")  # in the TLS certificate
+    http_port: int | None = None  # `hub up` serves the read API and dashboard here (0: any)
+    http_host: str = "127.0.0.1"  # loopback unless the operator puts a TLS proxy in front
 
 
 class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -45,6 +47,11 @@ class HubPaths:
     @property
     def operator_key(self) -> Path:
         return self.root / "keys" / "operator.key"
+
+    @property
+    def log_key(self) -> Path:
+        """The checkpoint-signing note key (signed-note signer key string), mode 0600."""
+        return self.root / "keys" / "log.key"
 
     @property
     def tls_dir(self) -> Path:

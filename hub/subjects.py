@@ -4,7 +4,10 @@
 ``mla.ledger``            the event log; stream LEDGER (deny delete, deny purge)
 ``mla.deliver.<ID>``      recorded envelopes and receipts addressed to ID; stream DELIVER
 ``mla.verdict.<ID>.<M>``  the hub's verdict on ID's submission M; stream VERDICT
-Key-value buckets: CONTENT (sealed bytes by envelope digest), DIRECTORY (admitted cards).
+Key-value buckets: CONTENT (sealed bytes by envelope digest), DIRECTORY (``card.<ID>``,
+``key.<ID>.<key id>``, ``revoked.<ID>``, ``snapshot``: see ``hub.gateway.snapshot``),
+CHECKPOINTS (signed checkpoints by size). Core request/reply: ``mla.hub.checkpoint``,
+``mla.hub.consistency``, ``mla.hub.cosign.<ID>`` (schemas.transparency).
 """
 
 from __future__ import annotations
@@ -12,7 +15,12 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "CHECKPOINTS_BUCKET",
     "CONTENT_BUCKET",
+    "HUB_CHECKPOINT",
+    "HUB_CONSISTENCY",
+    "LOG_KEY",
+    "hub_cosign",
     "DELIVER_STREAM",
     "DIRECTORY_BUCKET",
     "LEDGER_STREAM",
@@ -24,6 +32,8 @@ __all__ = [
     "deliver",
     "is_token",
     "key_history_key",
+    "revoked_key",
+    "SNAPSHOT_KEY",
     "submit",
     "verdict",
     "verdicts_of",
@@ -34,6 +44,10 @@ LEDGER_STREAM: Final = "LEDGER"
 DELIVER_STREAM: Final = "DELIVER"
 VERDICT_STREAM: Final = "VERDICT"
 CONTENT_BUCKET: Final = "CONTENT"
+CHECKPOINTS_BUCKET: Final = "CHECKPOINTS"
+LOG_KEY: Final = "log_key"  # DIRECTORY key: the hub's checkpoint verifier key (signed-note vkey)
+HUB_CHECKPOINT: Final = "mla.hub.checkpoint"
+HUB_CONSISTENCY: Final = "mla.hub.consistency"
 DIRECTORY_BUCKET: Final = "DIRECTORY"
 LEDGER_SUBJECT: Final = "mla.ledger"
 OPERATOR: Final = "OPERATOR"  # the intake "sender" of operator commands (admissions)
@@ -60,9 +74,21 @@ def verdicts_of(sender: str) -> str:
     return f"mla.verdict.{sender}.*"
 
 
+def hub_cosign(witness: str) -> str:
+    return f"mla.hub.cosign.{witness}"
+
+
 def card_key(authority: str) -> str:
     return f"card.{authority}"
 
 
 def key_history_key(authority: str, key_id: str) -> str:
     return f"key.{authority}.{key_id}"
+
+
+def revoked_key(authority: str) -> str:
+    """DIRECTORY key of a revoked authority's ``RevokedAuthority`` (its ``card.<ID>`` is gone)."""
+    return f"revoked.{authority}"
+
+
+SNAPSHOT_KEY: Final = "snapshot"  # DIRECTORY key of the operator-signed ``SignedSnapshot``

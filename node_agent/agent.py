@@ -1,19 +1,27 @@
 """What an authority's node agent does: seal and queue outgoing messages, send the outbox,
 and for each delivery decrypt, verify, keep and acknowledge with a signed receipt.
 
-Order of work on a delivery (crash-safe): (1) verify and decrypt, (2) write attachments and the
-inbox row (the row names the receipt id), (3) queue the signed receipt in the outbox, (4) ack the
-delivery, (5) send. A redelivery after a crash finds the inbox row (a replay, not stored again)
-and re-queues the receipt only if step (3) did not happen.
+Order of work on a batch of deliveries (crash-safe): (1) verify, decrypt and sign a receipt for
+each; (2) write attachment files (fsynced); (3) ONE durable commit of every inbox row with its
+receipt queued in the outbox; (4) ack the batch; (5) wake the sender. A crash before (3) leaves
+nothing, and the deliveries come again; after (3), a redelivery finds the inbox row (a replay,
+not kept again) with its receipt queued: no message is kept twice or left without a receipt.
+
+One sender task per running agent publishes the outbox; ``send`` and ``flush`` share a lock, so
+each queued row is published once per attempt. Store work runs in a worker thread, so the event
+loop (shared by every agent of a process) keeps serving while SQLite waits for the disk.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 from hub import ids
 from hub.clock import Clock
@@ -25,14 +33,17 @@ from hub.errors import HubError, UnavailableError
 from hub.logs import get_logger
 from node_agent.cases import local_cases
 from node_agent.directory import AgentDirectory
-from node_agent.store import AgentStore, InboxRow
+from node_agent.store import AgentStore, InboxRow, OutboxRow, write_files
 from node_agent.transport import HubLink, Inbound
 from schemas.codec import decode, encode
 from schemas.envelope import ActionMeta, AttachmentMeta, Body, CaseMeta, Header
-from schemas.receipt import Receipt
+from schemas.receipt import Receipt, ReceiptBody
 from schemas.transport import Delivery, Verdict
 
 __all__ = ["Agent", "Attachment", "Outgoing", "SendResult"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 _RESEND_EVERY_S = 2.0
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -92,6 +103,8 @@ class Agent:
         self.inbox_dir = inbox_dir
         self.clock = clock
         self._log = get_logger("node_agent").bind(authority=authority)
+        self._sending = asyncio.Lock()  # one publisher of the outbox at a time
+        self._wake = asyncio.Event()  # something was queued: the sender should flush
 
     # --- outgoing ----------------------------------------------------------------------------
 
@@ -150,25 +163,43 @@ class Agent:
 
     async def send(self, link: HubLink, message_id: str) -> bool:
         """Publish one outbox item to the intake; False (still queued) if the hub is away."""
-        row = self.store.outbox_get(message_id)
-        if row is None or row.status != "queued":
-            return row is not None
-        try:
-            await link.publish(row.message_id, row.payload)
-        except UnavailableError as e:
-            self._log.warning("send_deferred", message_id=message_id, detail=str(e))
-            return False
-        self.store.outbox_mark_submitted(row.message_id, self.clock.now())
-        return True
+        async with self._sending:
+            row = self.store.outbox_get(message_id)
+            if row is None or row.status != "queued":
+                return row is not None
+            return await self._publish([row], link) == 1
 
     async def flush(self, link: HubLink) -> int:
-        """Send every queued item, oldest first; returns how many reached the intake."""
-        sent = 0
-        for row in self.store.outbox_unsent():
-            if not await self.send(link, row.message_id):
-                break
-            sent += 1
-        return sent
+        """Send every queued item, oldest first; returns how many reached the intake.
+
+        One flush at a time per agent (a lock): each queued row is published once per attempt,
+        however many callers want the outbox sent.
+        """
+        return (await self._flush(link))[0]
+
+    async def _flush(self, link: HubLink) -> tuple[int, bool]:
+        """How many were sent, and whether that was all of them."""
+        async with self._sending:
+            rows = await _in_thread(self.store.outbox_unsent)
+            sent = await self._publish(rows, link)
+            return sent, sent == len(rows)
+
+    async def _publish(self, rows: Sequence[OutboxRow], link: HubLink) -> int:
+        """Publish ``rows`` in order until the hub is away, then mark the sent ones submitted
+        in one (non-durable) commit; the caller holds ``self._sending``."""
+        sent: list[str] = []
+        try:
+            for row in rows:
+                try:
+                    await link.publish(row.message_id, row.payload)
+                except UnavailableError as e:
+                    self._log.warning("send_deferred", message_id=row.message_id, detail=str(e))
+                    break
+                sent.append(row.message_id)
+        finally:
+            if sent:  # also when cancelled: what the intake acked is not sent again
+                await _in_thread(self.store.outbox_mark_submitted, sent, self.clock.now())
+        return len(sent)
 
     async def submit(self, link: HubLink | None, message_id: str, wait: float) -> SendResult:
         """Send a queued message and wait up to ``wait`` seconds for the hub's verdict."""
@@ -179,7 +210,7 @@ class Agent:
         verdict = await link.wait_verdict(message_id, wait)
         if verdict is None:
             return SendResult("submitted", message_id, row.case_id)
-        self._record_verdict(verdict)
+        _store_verdict(self.store, verdict, self.clock.now())
         return SendResult(
             verdict.status,
             message_id,
@@ -189,58 +220,55 @@ class Agent:
             verdict.detail,
         )
 
-    def _record_verdict(self, verdict: Verdict) -> None:
-        if verdict.message_id is None:
-            return
-        self.store.outbox_record_verdict(
-            verdict.message_id,
-            status=verdict.status,
-            ledger_index=verdict.ledger_index,
-            recorded_at=verdict.recorded_at,
-            reason=verdict.reason,
-            detail=verdict.detail,
-            now=self.clock.now(),
-        )
-
     # --- incoming ----------------------------------------------------------------------------
 
-    async def handle(self, inbound: Inbound, link: HubLink, directory: AgentDirectory) -> None:
-        """Process one inbound item and ack it; a bad item is logged and parked, never fatal."""
-        try:
-            if inbound.verdict is not None:
-                self._record_verdict(inbound.verdict)
-                self._log.info(
-                    "verdict_received",
-                    message_id=inbound.verdict.message_id,
-                    status=inbound.verdict.status,
-                    index=inbound.verdict.ledger_index,
-                )
-            elif inbound.delivery is not None:
-                await self._handle_delivery(inbound.delivery, directory)
-        except UnavailableError as e:
-            self._log.warning("inbound_deferred", detail=str(e))
-            await inbound.msg.nak(delay=1.0)
-            return
-        except HubError as e:
-            self._log.error("inbound_refused", reason=e.code, detail=str(e))
-            await inbound.msg.term()
-            return
-        await inbound.ack()
-        await self.flush(link)
+    async def handle(self, batch: Sequence[Inbound], directory: AgentDirectory) -> None:
+        """Process a batch of inbound items: check each, keep them all in one durable commit,
+        then ack them; a bad item is logged and parked, never fatal. Nothing is acked before
+        the commit that keeps it has returned (see ``node_agent.store``)."""
+        checked: list[_Checked] = []
+        for inbound in batch:
+            try:
+                checked.append(await self._check(inbound, directory))
+            except UnavailableError as e:
+                self._log.warning("inbound_deferred", detail=str(e))
+                await inbound.msg.nak(delay=1.0)
+            except HubError as e:
+                self._log.error("inbound_refused", reason=e.code, detail=str(e))
+                await inbound.msg.term()
+        if checked:
+            await _in_thread(self._keep, checked)
+        for item in checked:
+            await item.inbound.ack()
+            self._log.info(item.event, **item.log)
+        if any(item.message for item in checked):
+            self._wake.set()
 
-    async def _handle_delivery(self, delivery: Delivery, directory: AgentDirectory) -> None:
-        item = delivery.item
+    async def _check(self, inbound: Inbound, directory: AgentDirectory) -> _Checked:
+        """Everything but the writes: decode, verify, decrypt, sign the receipt."""
+        if (verdict := inbound.verdict) is not None:
+            log: dict[str, object] = {
+                "message_id": verdict.message_id,
+                "status": verdict.status,
+                "index": verdict.ledger_index,
+            }
+            return _Checked(inbound, "verdict_received", log, verdict=verdict)
+        assert inbound.delivery is not None
+        delivery, item = inbound.delivery, inbound.delivery.item
         if isinstance(item, Receipt):
-            await self._handle_receipt(item, delivery, directory)
-            return
+            peek = decode(item.body, dict[str, object], what="receipt")
+            await directory.prefetch(str(peek.get("recipient")), str(peek.get("recipient_key_id")))
+            body = receipts.verify(item, directory)
+            log = {"message_id": body.message_id, "recipient": body.recipient}
+            return _Checked(inbound, "receipt_received", log, receipt=(body, item, delivery))
         header = decode(item.header, Header, what="header")
+        log = {"message_id": header.message_id, "index": delivery.ledger_index}
         existing = self.store.inbox_get(header.message_id)
         if existing is not None:  # (5) replay: already kept; make sure the receipt is queued
-            self._queue_receipt(existing, header)
-            return
+            message = (existing, self._receipt(existing, header))
+            return _Checked(inbound, "message_replayed", log, message=message)
         await directory.prefetch(header.sender, header.sender_key_id)
         opened = sealing.open(item, recipient=self.authority, keys=[self.keys], resolver=directory)
-        attachment_dir = self._save_attachments(header.message_id, opened)
         row = InboxRow(
             message_id=header.message_id,
             case_id=header.case_id,
@@ -252,32 +280,18 @@ class Agent:
             envelope_digest=opened.verified.envelope_digest,
             header=item.header,
             body=encode(opened.body),
-            attachment_dir=str(attachment_dir),
+            attachment_dir=str(self.inbox_dir / header.message_id),  # made only if needed
             receipt_id=ids.uuid7(),
             received_at=self.clock.now().isoformat(),
         )
-        self.store.inbox_add(row)
-        self._log.info(
-            "message_received",
-            message_id=header.message_id,
-            case_id=header.case_id,
-            sender=header.sender,
-            index=delivery.ledger_index,
-        )
-        self._queue_receipt(row, header)
+        named = zip(opened.body.attachments, opened.attachments, strict=True)
+        files = [(f"{i:02d}-{safe_name(m.name)}", data) for i, (m, data) in enumerate(named)]
+        log |= {"case_id": header.case_id, "sender": header.sender}
+        message = (row, self._receipt(row, header))
+        return _Checked(inbound, "message_received", log, message=message, files=files)
 
-    def _save_attachments(self, message_id: str, opened: sealing.Opened) -> Path:
-        folder = self.inbox_dir / message_id
-        folder.mkdir(parents=True, exist_ok=True)
-        for i, (meta, data) in enumerate(
-            zip(opened.body.attachments, opened.attachments, strict=True)
-        ):
-            (folder / f"{i:02d}-{safe_name(meta.name)}").write_bytes(data)
-        return folder
-
-    def _queue_receipt(self, row: InboxRow, header: Header) -> None:
-        if self.store.outbox_get(row.receipt_id) is not None:
-            return
+    def _receipt(self, row: InboxRow, header: Header) -> bytes:
+        """The signed receipt for ``row`` (its id is the row's ``receipt_id``)."""
         receipt = receipts.issue(
             header=header,
             envelope_digest=row.envelope_digest,
@@ -287,54 +301,97 @@ class Agent:
             receipt_id=row.receipt_id,
             now=self.clock.now(),
         )
-        self.store.outbox_add(
-            message_id=row.receipt_id,
-            case_id=row.case_id,
-            item="receipt",
-            type="receipt",
-            recipients=(header.sender,),
-            payload=encode(receipt),
-            body_text="",
-            now=self.clock.now(),
-        )
+        return encode(receipt)
 
-    async def _handle_receipt(
-        self, receipt: Receipt, delivery: Delivery, directory: AgentDirectory
-    ) -> None:
-        peek = decode(receipt.body, dict[str, object], what="receipt")
-        recipient, key_id = str(peek.get("recipient")), str(peek.get("recipient_key_id"))
-        await directory.prefetch(recipient, key_id)
-        body = receipts.verify(receipt, directory)
-        self.store.receipt_add(
-            receipt_id=body.receipt_id,
-            message_id=body.message_id,
-            recipient=body.recipient,
-            received_at=body.received_at,
-            ledger_index=delivery.ledger_index,
-            body=receipt.body,
-            signature=receipt.signature,
-        )
-        self._log.info("receipt_received", message_id=body.message_id, recipient=body.recipient)
+    def _keep(self, checked: Sequence[_Checked]) -> None:
+        """In a worker thread: attachment files first (fsynced), then one durable commit for
+        every row (each inbox row with its queued receipt, receipts, verdicts)."""
+        for item in checked:
+            if item.message is not None and item.files:
+                write_files(Path(item.message[0].attachment_dir), item.files)
+        now = self.clock.now()
+        with self.store.transaction():
+            for item in checked:
+                if item.verdict is not None:
+                    _store_verdict(self.store, item.verdict, now)
+                if item.message is not None:
+                    self.store.inbox_add(*item.message, now)
+                if item.receipt is not None:
+                    body, receipt, delivery = item.receipt
+                    self.store.receipt_add(
+                        receipt_id=body.receipt_id,
+                        message_id=body.message_id,
+                        recipient=body.recipient,
+                        received_at=body.received_at,
+                        ledger_index=delivery.ledger_index,
+                        body=receipt.body,
+                        signature=receipt.signature,
+                    )
 
     # --- the long-running loop ---------------------------------------------------------------
 
     async def run(self, link: HubLink, directory: AgentDirectory, stop: asyncio.Event) -> None:
-        """Send the outbox and process inbound items until ``stop`` is set."""
-        resender = asyncio.create_task(self._resend_loop(link, stop))
+        """Process inbound items and send the outbox until ``stop`` is set."""
+        sender = asyncio.create_task(self._send_loop(link))
         try:
-            async for inbound in link.inbound(stop):
-                await self.handle(inbound, link, directory)
+            async for batch in link.inbound(stop):
+                if sender.done():  # it failed: fail the agent with its error, as a send would
+                    sender.result()
+                await self.handle(batch, directory)
         finally:
-            resender.cancel()
-            await asyncio.gather(resender, return_exceptions=True)
+            sender.cancel()
+            await asyncio.gather(sender, return_exceptions=True)
 
-    async def _resend_loop(self, link: HubLink, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            await self.flush(link)
-            try:
-                await asyncio.wait_for(stop.wait(), _RESEND_EVERY_S)
-            except TimeoutError:
+    async def _send_loop(self, link: HubLink) -> None:
+        """The one sender of a running agent: flush when something was queued (``_wake``), and
+        every few seconds for what the hub could not take; back off after a failed send."""
+        while True:
+            self._wake.clear()
+            _, complete = await self._flush(link)
+            if not complete:
+                await asyncio.sleep(_RESEND_EVERY_S)  # the hub is away: do not spin
                 continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), _RESEND_EVERY_S)
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """One inbound item, checked: what it leaves to write, and its log line once kept."""
+
+    inbound: Inbound
+    event: str
+    log: dict[str, object]
+    verdict: Verdict | None = None
+    message: tuple[InboxRow, bytes] | None = None  # the row and its signed receipt
+    files: Sequence[tuple[str, bytes]] = ()  # its attachments (name, data)
+    receipt: tuple[ReceiptBody, Receipt, Delivery] | None = None  # a receipt we got
+
+
+def _store_verdict(store: AgentStore, verdict: Verdict, now: datetime) -> None:
+    if verdict.message_id is not None:
+        store.outbox_record_verdict(
+            verdict.message_id,
+            status=verdict.status,
+            ledger_index=verdict.ledger_index,
+            recorded_at=verdict.recorded_at,
+            reason=verdict.reason,
+            detail=verdict.detail,
+            now=now,
+        )
+
+
+async def _in_thread(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run blocking store work in a worker thread, so the event loop keeps serving while
+    SQLite waits for the disk. A cancelled caller still waits for the work to finish: the
+    store is never closed under a running transaction."""
+    work = asyncio.ensure_future(asyncio.to_thread(fn, *args, **kwargs))
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        with contextlib.suppress(BaseException):
+            await work
+        raise
 
 
 def safe_name(name: str) -> str:

@@ -1,4 +1,5 @@
-"""``node-agent``: a central authority's command line (init, card, run, inbox; cases: cli_cases)."""
+"""``node-agent``: a central authority's command line (init, card, rotate, directory, run, inbox;
+cases: cli_cases)."""
 
 from __future__ import annotations
 
@@ -12,15 +13,17 @@ from hub import logs
 from hub.clock import SystemClock
 from hub.console import print_json, run_command, table
 from hub.crypto.keys import AuthorityKeys
+from hub.directory_view import directory_view, render
+from hub.errors import UnavailableError, ValidationError
 from hub.keyfiles import read_private
 from hub.runtime import install_stop_signals
 from node_agent.cli_cases import register as register_case_commands
 from node_agent.config import AgentPaths, AgentSettings, load_settings
-from node_agent.identity import card_file, init_agent, nats_public
+from node_agent.identity import card_file, init_agent, nats_public, parse_contact, rotate_keys
 from node_agent.session import authority_id, csv_list, session
 from node_agent.store import AgentStore
 from schemas.codec import decode, decode_json, encode_json
-from schemas.directory import KindRequirements
+from schemas.directory import ContactPoint, KindRequirements
 from schemas.envelope import Body
 
 __all__ = ["main"]
@@ -43,11 +46,21 @@ async def cmd_init(args: argparse.Namespace) -> int:
             if args.requirements
             else []
         ),
+        contacts=_contacts(args),
     )
     hub_ca = Path(args.hub_ca).read_bytes() if args.hub_ca else None
     keys = init_agent(AgentPaths(args.data), settings, now=SystemClock().now(), hub_ca=hub_ca)
     print(f"node agent {args.id} initialised in {args.data} (key id {keys.key_id})")
     return 0
+
+
+def _contacts(args: argparse.Namespace) -> list[ContactPoint]:
+    contacts = [parse_contact(text) for text in args.contact or []]
+    if args.contacts_file:
+        contacts += decode_json(
+            Path(args.contacts_file).read_bytes(), list[ContactPoint], what="--contacts-file"
+        )
+    return contacts
 
 
 async def cmd_card(args: argparse.Namespace) -> int:
@@ -62,6 +75,41 @@ async def cmd_card(args: argparse.Namespace) -> int:
         nats_public=nats_public(paths, settings.id),
     )
     sys.stdout.write(encode_json(made).decode() + "\n")
+    return 0
+
+
+async def cmd_rotate(args: argparse.Namespace) -> int:
+    paths = AgentPaths(args.data)
+    settings = load_settings(paths)
+    old = AuthorityKeys.from_bytes(read_private(paths.keys)).key_id
+    keys, made = rotate_keys(paths, settings, now=SystemClock().now(), valid_days=args.valid_days)
+    sys.stdout.write(encode_json(made).decode() + "\n")
+    sys.stderr.write(
+        f"{settings.id}: new key {keys.key_id} (the old key {old} is kept in "
+        f"{paths.previous_keys}); have the operator admit this card: `hub admit`\n"
+    )
+    return 0
+
+
+async def cmd_directory(args: argparse.Namespace) -> int:
+    async with session(args, need_hub=False) as s:
+        if s.settings.operator_key is None:
+            raise ValidationError(
+                "--operator-key was not pinned at `node-agent init`: the directory snapshot "
+                "cannot be verified",
+                field="operator_key",
+            )
+        snapshot = await s.directory.snapshot(refresh=True)
+        source = "verified, from the hub" if s.link is not None else "verified, cached"
+    if snapshot is None:
+        raise UnavailableError(
+            "directory: the hub serves no snapshot (is `hub up` running?) and none is cached"
+        )
+    view = directory_view(snapshot, now=SystemClock().now(), source=source)
+    if args.json:
+        print_json(view)
+    else:
+        print(render(view))
     return 0
 
 
@@ -169,11 +217,29 @@ def _parser() -> argparse.ArgumentParser:
         "--requirements",
         help="JSON list of {kind, languages, attachments_required, fields_required} to publish",
     )
+    p.add_argument(
+        "--contact",
+        action="append",
+        help="contact point NAME|email|phone|24/7 (repeatable; only NAME is required; "
+        "24/7 marks the contact for urgent requests, else office-hours)",
+    )
+    p.add_argument(
+        "--contacts-file", help="JSON list of {name, email, phone, available_24_7} to publish"
+    )
     p.set_defaults(run=cmd_init)
 
     p = command("card", "print this authority's self-signed card (JSON)")
     p.add_argument("--valid-days", type=int, default=365)
     p.set_defaults(run=cmd_card)
+
+    p = command("rotate", "new keys, and their card signed by the old key (JSON, for hub admit)")
+    p.add_argument("--valid-days", type=int, default=365)
+    p.set_defaults(run=cmd_rotate)
+
+    p = command("directory", "the operator-signed directory: fetch, verify, cache, show")
+    p.add_argument("--hub", help="NATS URL of the hub (default: saved by init)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_directory)
 
     p = command("run", "receive, decrypt, verify, send receipts and queued messages")
     p.add_argument("--hub", help="NATS URL of the hub (default: saved by init)")

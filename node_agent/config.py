@@ -10,7 +10,7 @@ import msgspec
 from node_agent.errors import NotInitialized
 from schemas.codec import decode_json
 from schemas.common import AuthorityId, Kind
-from schemas.directory import KindRequirements
+from schemas.directory import ContactPoint, KindRequirements
 
 __all__ = ["AgentPaths", "AgentSettings", "load_settings", "save_settings"]
 
@@ -27,6 +27,7 @@ class AgentSettings(msgspec.Struct, frozen=True, kw_only=True):
     suite: str = "mlkem768x25519"
     operator_key: str | None = None  # hex Ed25519 public key of the hub operator, pinned
     requirements: list[KindRequirements] = []  # published on the card (rec. 7, 9, 21)
+    contacts: list[ContactPoint] = []  # published on the card (24/7 ones for urgent requests)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,16 @@ class AgentPaths:
     @property
     def keys(self) -> Path:
         return self.root / "keys" / "authority.key"
+
+    @property
+    def previous_keys(self) -> Path:
+        """Keys replaced by ``node-agent rotate``: ``<key id>.key``, kept to open old mail."""
+        return self.root / "keys" / "previous"
+
+    @property
+    def directory_snapshot(self) -> Path:
+        """The last operator-signed directory snapshot fetched (re-verified on every load)."""
+        return self.root / "directory-snapshot.bin"
 
     @property
     def database(self) -> Path:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from hub.errors import HubError, ValidationError
+from hub.errors import HubError, ValidationError, VerificationError
 
-__all__ = ["AgentError", "NotInitialized", "RecipientUnknown"]
+__all__ = ["AgentError", "NotInitialized", "RecipientRevoked", "RecipientUnknown"]
 
 
 class AgentError(HubError):
@@ -23,3 +23,9 @@ class RecipientUnknown(AgentError, ValidationError):
     """The directory has no admitted card for the addressee."""
 
     code = "unknown_recipient"
+
+
+class RecipientRevoked(AgentError, VerificationError):
+    """The operator revoked the addressee: the signed directory snapshot says when and why."""
+
+    code = "revoked"

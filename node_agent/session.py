@@ -74,7 +74,8 @@ async def session(args: argparse.Namespace, *, need_hub: bool) -> AsyncIterator[
             inbox_dir=paths.inbox,
             clock=SystemClock(),
         )
-        yield Session(settings, agent, store, link, AgentDirectory(store, link, operator))
+        directory = AgentDirectory(store, link, operator, paths.directory_snapshot)
+        yield Session(settings, agent, store, link, directory)
     finally:
         if link is not None:
             await link.close()

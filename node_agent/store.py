@@ -1,21 +1,35 @@
-"""The node agent's local store (SQLite, WAL): outbox, inbox, receipts.
+"""The node agent's local store (SQLite, WAL): outbox, inbox, receipts, attachment files.
 
 The outbox is written *before* the first send and keeps the sealed bytes, so a message can be
 re-sent with the same id until the hub answers: nothing a user submitted is lost, and the hub's
 duplicate detection makes sure nothing is recorded twice. The inbox holds what this authority
 received, decrypted and verified; inserting a message id a second time is refused (replay).
+
+Durability. Commits are ``synchronous=FULL`` (they return once the WAL is fsynced): the agent
+acks a delivery only after the commit keeping its inbox row and queued receipt returns, and an
+acked delivery is gone from the hub's DELIVER stream, so that commit must survive a power cut.
+WAL with ``NORMAL`` survives a process crash, not a power cut (the WAL waits in the OS cache
+until a checkpoint); it would be safe only if no ack went out before a later sync, which is
+FULL with extra steps. FULL costs one fsync per commit, so the agent keeps a whole fetched batch
+in one :meth:`~AgentStore.transaction`. Only writes whose loss is harmless use ``durable=False``:
+marking rows submitted (if lost, they are re-sent with the same ``Nats-Msg-Id`` and the hub
+answers ``duplicate``); the next FULL commit syncs them too. The agent commits in a worker
+thread, so one lock serialises every use of the connection.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-__all__ = ["AgentStore", "InboxRow", "OutboxRow", "ReceiptRow"]
+__all__ = ["AgentStore", "InboxRow", "OutboxRow", "ReceiptRow", "write_files"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -90,6 +104,9 @@ class OutboxRow:
 
 @dataclass(frozen=True, slots=True)
 class InboxRow:
+    """A received message. ``attachment_dir`` is the folder of its decrypted attachments; it is
+    created only when the message has attachments (a reader must accept a missing folder)."""
+
     message_id: str
     case_id: str
     type: str
@@ -105,6 +122,9 @@ class InboxRow:
     received_at: str
 
 
+_INBOX_COLUMNS = tuple(f.name for f in fields(InboxRow))  # the table's column order
+
+
 @dataclass(frozen=True, slots=True)
 class ReceiptRow:
     receipt_id: str
@@ -115,26 +135,56 @@ class ReceiptRow:
 
 
 class AgentStore:
-    """One SQLite database in the agent's data folder; safe for a CLI and ``run`` at once."""
+    """One SQLite database in the agent's data folder; safe for a CLI and ``run`` at once, and
+    for the agent's event loop and its worker threads at once."""
 
     def __init__(self, path: Path) -> None:
-        self._db = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+        self._db = sqlite3.connect(
+            path, timeout=30.0, isolation_level=None, check_same_thread=False
+        )
+        self._lock = threading.RLock()
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA synchronous=FULL")  # see the module docstring
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def transaction(self, *, durable: bool = True) -> Iterator[None]:
+        """One atomic commit for every write made inside (nested calls join the outer one,
+        which alone decides durability; an exception rolls back everything).
+
+        ``durable=False`` (only for writes whose loss is harmless; see the module docstring)
+        commits without waiting for the disk; it is ignored inside a durable transaction.
+        """
+        with self._lock:
+            if self._db.in_transaction:  # this thread's outer transaction (we hold the lock)
+                yield
+                return
+            if not durable:
+                self._db.execute("PRAGMA synchronous=NORMAL")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                yield
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:  # SQLite may have rolled back already
+                    self._db.execute("ROLLBACK")
+                raise
+            finally:
+                if not durable:
+                    self._db.execute("PRAGMA synchronous=FULL")
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self.transaction():
             yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+
+    def _rows(self, sql: str, args: tuple[object, ...] = ()) -> list[Any]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
 
     # --- outbox ------------------------------------------------------------------------------
 
@@ -150,31 +200,26 @@ class AgentStore:
         body_text: str,
         now: datetime,
     ) -> None:
+        at, to = now.isoformat(), ",".join(recipients)
         with self._tx() as db:
             db.execute(
                 "INSERT INTO outbox (message_id, case_id, item, type, recipients, payload,"
                 " body_text, created_at, status, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?)",
-                (
-                    message_id,
-                    case_id,
-                    item,
-                    type,
-                    ",".join(recipients),
-                    payload,
-                    body_text,
-                    now.isoformat(),
-                    now.isoformat(),
-                ),
+                (message_id, case_id, item, type, to, payload, body_text, at, at),
             )
 
-    def outbox_mark_submitted(self, message_id: str, now: datetime) -> None:
-        """The intake acked the publish: durable at the hub, verdict pending."""
-        with self._tx() as db:
-            db.execute(
+    def outbox_mark_submitted(self, message_ids: Sequence[str], now: datetime) -> None:
+        """The intake acked these publishes: durable at the hub, verdict pending.
+
+        Not durable (one commit, no fsync): losing it only re-sends the same ids, which the hub
+        answers as duplicates.
+        """
+        with self.transaction(durable=False):
+            self._db.executemany(
                 "UPDATE outbox SET status='submitted', updated_at=? "
                 "WHERE message_id=? AND status='queued'",
-                (now.isoformat(), message_id),
+                [(now.isoformat(), message_id) for message_id in message_ids],
             )
 
     def outbox_record_verdict(
@@ -213,40 +258,44 @@ class AgentStore:
         return self._outbox("WHERE case_id=? AND item='envelope' ORDER BY created_at", (case_id,))
 
     def _outbox(self, where: str, args: tuple[object, ...] = ()) -> list[OutboxRow]:
-        cursor = self._db.execute(
+        rows = self._rows(
             "SELECT message_id, case_id, item, type, recipients, payload, body_text, created_at,"
             f" status, ledger_index, recorded_at, reason, detail FROM outbox {where}",
             args,
         )
-        return [
-            OutboxRow(r[0], r[1], r[2], r[3], tuple(r[4].split(",")), *r[5:])
-            for r in cursor.fetchall()
-        ]
+        return [OutboxRow(r[0], r[1], r[2], r[3], tuple(r[4].split(",")), *r[5:]) for r in rows]
 
     # --- inbox -------------------------------------------------------------------------------
 
-    def inbox_add(self, row: InboxRow) -> bool:
-        """Insert a received message; False when its id was already received (a replay)."""
+    def inbox_add(self, row: InboxRow, receipt: bytes, now: datetime) -> bool:
+        """Keep a received message and queue its signed ``receipt`` (to ``row.sender``, id
+        ``row.receipt_id``) in one commit; False when the id was already received (a replay).
+
+        On a replay the receipt is queued only if it is the stored row's and is missing, so a
+        message never gets two receipts, nor none.
+        """
         with self._tx() as db:
             cursor = db.execute(
                 "INSERT OR IGNORE INTO inbox VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    row.message_id,
-                    row.case_id,
-                    row.type,
-                    row.sender,
-                    row.sent_at,
-                    row.ledger_index,
-                    row.recorded_at,
-                    row.envelope_digest,
-                    row.header,
-                    row.body,
-                    row.attachment_dir,
-                    row.receipt_id,
-                    row.received_at,
-                ),
+                tuple(getattr(row, name) for name in _INBOX_COLUMNS),
             )
-            return cursor.rowcount > 0
+            added = cursor.rowcount > 0
+            mine = added or self._rows(
+                "SELECT 1 FROM inbox WHERE message_id=? AND receipt_id=?",
+                (row.message_id, row.receipt_id),
+            )
+            if mine and (added or self.outbox_get(row.receipt_id) is None):
+                self.outbox_add(
+                    message_id=row.receipt_id,
+                    case_id=row.case_id,
+                    item="receipt",
+                    type="receipt",
+                    recipients=(row.sender,),
+                    payload=receipt,
+                    body_text="",
+                    now=now,
+                )
+            return added
 
     def inbox_get(self, message_id: str) -> InboxRow | None:
         rows = self._inbox("WHERE message_id=?", (message_id,))
@@ -257,20 +306,19 @@ class AgentStore:
 
     def case_ids(self) -> list[str]:
         """Every case this agent sent or received a message on, oldest first."""
-        rows = self._db.execute(
+        rows = self._rows(
             "SELECT case_id FROM ("
             " SELECT case_id, created_at AS at FROM outbox WHERE item='envelope'"
             " UNION ALL SELECT case_id, received_at AS at FROM inbox"
             ") GROUP BY case_id ORDER BY MIN(at)"
-        ).fetchall()
+        )
         return [r[0] for r in rows]
 
     def inbox_of_case(self, case_id: str) -> list[InboxRow]:
         return self._inbox("WHERE case_id=? ORDER BY ledger_index", (case_id,))
 
     def _inbox(self, where: str, args: tuple[object, ...] = ()) -> list[InboxRow]:
-        cursor = self._db.execute(f"SELECT * FROM inbox {where}", args)
-        return [InboxRow(*r) for r in cursor.fetchall()]
+        return [InboxRow(*r) for r in self._rows(f"SELECT * FROM inbox {where}", args)]
 
     # --- directory cache (to seal while the hub is unreachable) ------------------------------
 
@@ -284,17 +332,13 @@ class AgentStore:
             )
 
     def cached_card(self, authority: str, key_id: str | None = None) -> bytes | None:
-        if key_id is None:
-            row = self._db.execute(
-                "SELECT admitted FROM directory_cache WHERE authority=? AND current=1",
-                (authority,),
-            ).fetchone()
-        else:
-            row = self._db.execute(
-                "SELECT admitted FROM directory_cache WHERE authority=? AND key_id=?",
-                (authority, key_id),
-            ).fetchone()
-        return None if row is None else bytes(row[0])
+        which, args = (
+            ("current=1", (authority,)) if key_id is None else ("key_id=?", (authority, key_id))
+        )
+        rows = self._rows(
+            f"SELECT admitted FROM directory_cache WHERE authority=? AND {which}", args
+        )
+        return bytes(rows[0][0]) if rows else None
 
     # --- receipts for what we sent -----------------------------------------------------------
 
@@ -309,25 +353,44 @@ class AgentStore:
         body: bytes,
         signature: bytes,
     ) -> bool:
+        at = received_at.isoformat()
         with self._tx() as db:
             cursor = db.execute(
                 "INSERT OR IGNORE INTO receipts VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    receipt_id,
-                    message_id,
-                    recipient,
-                    received_at.isoformat(),
-                    ledger_index,
-                    body,
-                    signature,
-                ),
+                (receipt_id, message_id, recipient, at, ledger_index, body, signature),
             )
             return cursor.rowcount > 0
 
     def receipts_for(self, message_id: str) -> list[ReceiptRow]:
-        cursor = self._db.execute(
+        rows = self._rows(
             "SELECT receipt_id, message_id, recipient, received_at, ledger_index"
             " FROM receipts WHERE message_id=? ORDER BY ledger_index",
             (message_id,),
         )
-        return [ReceiptRow(*r) for r in cursor.fetchall()]
+        return [ReceiptRow(*r) for r in rows]
+
+
+# --- attachment files ---------------------------------------------------------------------------
+
+
+def write_files(folder: Path, files: Iterable[tuple[str, bytes]]) -> None:
+    """Write ``files`` (name, data) into ``folder`` and fsync them and the folder entries, so
+    that they are on disk before the inbox row that names the folder is committed."""
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in files:
+        with (folder / name).open("wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    _fsync_dir(folder)
+    if created:
+        _fsync_dir(folder.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

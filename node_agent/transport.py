@@ -2,7 +2,9 @@
 fetch directory cards.
 
 Each agent reads its deliveries through its own durable consumer, so messages sent while it was
-offline wait in the DELIVER stream and arrive when it comes back.
+offline wait in the DELIVER stream and arrive when it comes back. Inbound items are handed over
+in batches (whatever has arrived, up to a bound) so that the agent can keep a batch with one
+commit.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ __all__ = ["HubLink", "Inbound", "connect"]
 
 
 _log = get_logger("node_agent.transport")
+_BATCH = 64  # inbound items handed over at most at once (the pull size of each consumer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +70,11 @@ class HubLink(IntakeClient):
             raise UnavailableError("directory: not answered in time") from e
         return decode(entry.value or b"", AdmittedCard, what="directory card")
 
-    async def inbound(self, stop: asyncio.Event) -> AsyncIterator[Inbound]:
-        """Deliveries and verdicts for this authority, through its two durable consumers.
+    async def inbound(
+        self, stop: asyncio.Event, *, batch: int = _BATCH
+    ) -> AsyncIterator[list[Inbound]]:
+        """Deliveries and verdicts for this authority, through its two durable consumers, in
+        batches of what has arrived (1 to ``batch`` items, in arrival order).
 
         The hub creates them at admission (an authority may not create consumers); binding to
         them needs only the rights to pull from and ack one's own.
@@ -89,10 +95,13 @@ class HubLink(IntakeClient):
                 stopper = asyncio.ensure_future(stop.wait())
                 done, _ = await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
                 stopper.cancel()
-                if getter in done:
-                    yield getter.result()
-                else:
+                if getter not in done:
                     getter.cancel()
+                    continue
+                items = [getter.result()]
+                while len(items) < batch and not queue.empty():
+                    items.append(queue.get_nowait())
+                yield items
         finally:
             for pump in pumps:
                 pump.cancel()
@@ -118,7 +127,7 @@ async def _pump(
 ) -> None:
     while not stop.is_set():
         try:
-            msgs = await sub.fetch(64, timeout=1.0)
+            msgs = await sub.fetch(_BATCH, timeout=1.0)
         except TimeoutError:  # nats-py raises its own or the builtin one
             continue
         for msg in msgs:

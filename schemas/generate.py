@@ -12,7 +12,8 @@ from typing import Any
 
 import msgspec
 
-from schemas.directory import AdmittedCard, CardFile
+from schemas.access import ConsentFile, TokenFile
+from schemas.directory import AdmittedCard, CardFile, DirectorySnapshot, SignedSnapshot
 from schemas.envelope import Body, Envelope, Header
 from schemas.ledger import LedgerEntry
 from schemas.receipt import Receipt, ReceiptBody
@@ -26,6 +27,8 @@ OUTPUT = Path(__file__).parent / "json" / "v1"
 DOCUMENTS: dict[str, Any] = {
     "authority-card-file": CardFile,
     "admitted-card": AdmittedCard,
+    "directory-snapshot": DirectorySnapshot,
+    "signed-directory-snapshot": SignedSnapshot,
     "envelope": Envelope,
     "envelope-header": Header,
     "envelope-body": Body,
@@ -37,6 +40,8 @@ DOCUMENTS: dict[str, Any] = {
     "verdict": Verdict,
     "inclusion-proof": InclusionProof,
     "consistency-proof": ConsistencyProof,
+    "liaison-consent-file": ConsentFile,
+    "access-token-file": TokenFile,
 }
 
 

@@ -20,6 +20,7 @@ from schemas.directory import SignedCard
 
 __all__ = [
     "AuthorityAdmitted",
+    "AuthorityRevoked",
     "EnvelopeRecorded",
     "LedgerEntry",
     "LedgerEvent",
@@ -73,7 +74,19 @@ class AuthorityAdmitted(Strict, frozen=True, kw_only=True, tag="mla.ledger.autho
     operator_signature: bytes
 
 
-LedgerEvent = EnvelopeRecorded | ReceiptRecorded | SubmissionRejected | AuthorityAdmitted
+class AuthorityRevoked(Strict, frozen=True, kw_only=True, tag="mla.ledger.authority_revoked.v1"):
+    """The operator revoked an authority: from this entry's ``recorded_at`` on, it may neither
+    submit nor be addressed, and signatures by its keys made after that time do not verify."""
+
+    authority: AuthorityId
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+    operator_key: Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
+    operator_signature: bytes
+
+
+LedgerEvent = (
+    EnvelopeRecorded | ReceiptRecorded | SubmissionRejected | AuthorityAdmitted | AuthorityRevoked
+)
 
 
 class LedgerEntry(Strict, frozen=True, kw_only=True, tag="mla.ledger.entry.v1"):

@@ -7,13 +7,13 @@ from typing import Literal
 
 from schemas.codec import Strict
 from schemas.common import MessageId
-from schemas.directory import AdmissionRequest
+from schemas.directory import AdmissionRequest, RevocationRequest
 from schemas.envelope import Envelope
 from schemas.receipt import Receipt
 
 __all__ = ["Delivery", "Submission", "Verdict"]
 
-Submission = Envelope | Receipt | AdmissionRequest
+Submission = Envelope | Receipt | AdmissionRequest | RevocationRequest
 
 
 class Delivery(Strict, frozen=True, kw_only=True, tag="mla.transport.delivery.v1"):

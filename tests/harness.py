@@ -7,6 +7,7 @@ their SQLite stores and real keys. Factories keep each test's setup to a few lin
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,12 +23,14 @@ from hub.gateway.connection import connect
 from hub.gateway.intake_client import IntakeClient
 from hub.gateway.nats_server import EmbeddedNats, NatsServerOptions
 from hub.gateway.service import HubService
+from hub.gateway.snapshot import publish_snapshot
 from hub.ledger.store import Ledger
-from hub.operator import admission_request, submit_admission
+from hub.ledger.transparency import new_log_key
+from hub.operator import admission_request, revocation_request, submit_admission
 from node_agent.agent import Agent, Attachment, Outgoing, SendResult
 from node_agent.config import AgentPaths, AgentSettings
 from node_agent.directory import AgentDirectory
-from node_agent.identity import card_file, init_agent
+from node_agent.identity import card_file, init_agent, rotate_keys
 from node_agent.store import AgentStore
 from node_agent.transport import HubLink
 from schemas.codec import decode
@@ -54,6 +57,7 @@ class HubHarness:
     def __init__(self, root: Path, limits: Limits = Limits()) -> None:
         self.root = root
         self.operator = OperatorKey.generate()
+        self.log_key = new_log_key("test.mla-hub.example", os.urandom(32))
         self.limits = limits
         self.server = EmbeddedNats(NatsServerOptions(store_dir=root / "nats"))
         self.url = ""
@@ -72,7 +76,7 @@ class HubHarness:
     async def start_service(self) -> None:
         self.nc = await connect(self.url, name="test-hub")
         self.service = await HubService.open(
-            self.nc, operator_key=self.operator.public, limits=self.limits
+            self.nc, operator_key=self.operator.public, log_key=self.log_key, limits=self.limits
         )
         self._stop = asyncio.Event()
         self._task = asyncio.create_task(self.service.run(self._stop))
@@ -111,6 +115,28 @@ class HubHarness:
         made = card_file(authority.settings, authority.keys, now=SystemClock().now())
         request = admission_request(made, self.operator, now=SystemClock().now())
         return await submit_admission(IntakeClient(self.nc, subjects.OPERATOR), request, 10.0)
+
+    async def rotate(self, authority: AuthorityHarness) -> Verdict:
+        """``node-agent rotate`` then ``hub admit``: new keys on disk (the old pair kept in
+        keys/previous), the agent signs with them, the operator admits the rotated card."""
+        assert self.nc is not None
+        now = SystemClock().now()
+        keys, made = rotate_keys(AgentPaths(authority.root), authority.settings, now=now)
+        authority.keys = authority.agent.keys = keys
+        request = admission_request(made, self.operator, now=now)
+        return await submit_admission(IntakeClient(self.nc, subjects.OPERATOR), request, 10.0)
+
+    async def revoke(self, authority_id: str, reason: str = "no longer designated") -> Verdict:
+        """``hub revoke``: the operator's signed revocation, through the intake."""
+        assert self.nc is not None
+        request = revocation_request(authority_id, reason, self.operator)
+        return await submit_admission(IntakeClient(self.nc, subjects.OPERATOR), request, 10.0)
+
+    async def publish_snapshot(self) -> None:
+        """What ``hub up``'s directory hook does at every change (a bare ``HubService`` holds
+        no operator private key, so it publishes cards but no signed snapshot)."""
+        assert self.nc is not None and self.service is not None
+        await publish_snapshot(self.nc.jetstream(), self.service.state.directory, self.operator)
 
     async def authority(self, authority_id: str, *, admit: bool = True) -> AuthorityHarness:
         """A new authority with its own folder, keys and store; admitted by default."""

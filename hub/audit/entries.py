@@ -1,5 +1,13 @@
 """Steps 3-7 of the replay's per-entry checklist (see :mod:`hub.audit.replay`), by event type.
 
+Key lifecycle (DESIGN.md section 4): an admission with new keys must follow the hub's rotation
+rules (``Directory.check_card``) and carry a rotation signature by the key it replaces (a
+``rotation_signature`` job); a revocation is the pinned operator's (``revocation_signature``);
+signatures are resolved against the key valid when made (``Directory.signing_key``: expired,
+replaced and revoked keys end there); nothing is recorded by or to an authority after its
+revocation (``revoked_party``). The hub's ``stale_recipient_key`` rule cannot be replayed: the
+ledger keeps only the digest of the wrapped keys.
+
 Pure (STYLE rule 1). Each function reads the projections folded *before* the entry (the
 directory with its key history, the message index, the cases), appends the entry's signature
 job to ``jobs`` as soon as its key is resolved, so the job survives a later step failing, and
@@ -15,12 +23,18 @@ from datetime import datetime
 from hub.audit.jobs import JobCheck, SignatureJob
 from hub.audit.outcome import Divergence
 from hub.crypto.cards import open_card
-from hub.errors import HubError, InvalidTransition
+from hub.errors import HubError, InvalidTransition, Revoked
 from hub.ledger.lifecycle import allowed_types
 from hub.ledger.projections.state import HubState
 from schemas.codec import decode
 from schemas.envelope import Header
-from schemas.ledger import AuthorityAdmitted, EnvelopeRecorded, LedgerEvent, ReceiptRecorded
+from schemas.ledger import (
+    AuthorityAdmitted,
+    AuthorityRevoked,
+    EnvelopeRecorded,
+    LedgerEvent,
+    ReceiptRecorded,
+)
 from schemas.receipt import ReceiptBody
 
 __all__ = ["Counts", "EntryDiverged", "check_event", "diverged"]
@@ -61,6 +75,8 @@ class Counts:
     receipts: int = 0
     admissions: int = 0
     rejections: int = 0
+    rotations: int = 0
+    revocations: int = 0
 
 
 @dataclass(slots=True)
@@ -112,6 +128,8 @@ def check_event(
     ctx = _Context(state, index, data, jobs, counts)
     if isinstance(event, AuthorityAdmitted):
         _admission(ctx, event, operator_keys)
+    elif isinstance(event, AuthorityRevoked):
+        _revocation(ctx, event, operator_keys)
     elif isinstance(event, EnvelopeRecorded):
         _envelope(ctx, event)
     elif isinstance(event, ReceiptRecorded):
@@ -120,10 +138,14 @@ def check_event(
         counts.rejections += 1
 
 
-def _admission(ctx: _Context, event: AuthorityAdmitted, operator_keys: frozenset[bytes]) -> None:
-    if event.operator_key not in operator_keys:  # (3)
+def _pinned(ctx: _Context, key: bytes, operator_keys: frozenset[bytes], what: str) -> None:
+    if key not in operator_keys:
         pinned = ", ".join(sorted(k.hex() for k in operator_keys))
-        raise ctx.fail("operator_key", pinned, event.operator_key.hex(), "admitted by another key")
+        raise ctx.fail("operator_key", pinned, key.hex(), f"{what} by another key")
+
+
+def _admission(ctx: _Context, event: AuthorityAdmitted, operator_keys: frozenset[bytes]) -> None:
+    _pinned(ctx, event.operator_key, operator_keys, "admitted")  # (3)
     ctx.job("operator_signature", event.operator_key, "operator")  # (4)
     try:
         card = open_card(event.signed)  # (5)
@@ -133,7 +155,53 @@ def _admission(ctx: _Context, event: AuthorityAdmitted, operator_keys: frozenset
         ) from e
     if card.id != event.authority:
         raise ctx.fail("authority_card", event.authority, card.id, "the card is another's")
+    directory = ctx.state.directory
+    try:
+        previous = directory.check_card(card, event.signed)  # (5) the hub's rotation rules
+    except HubError as e:
+        raise ctx.fail(
+            "revoked_party" if isinstance(e, Revoked) else "rotation",
+            "a first admission, a card with the same keys, or new keys with a rotation",
+            _error(e),
+            "the card may not be admitted",
+        ) from e
+    if previous is not None:  # (4) new keys: signed by the key they replace
+        current = directory.get(card.id)
+        old_key_id = current.card.keys.key_id if current is not None else ""
+        ctx.job("rotation_signature", previous, card.id, old_key_id)
+        ctx.counts.rotations += 1
     ctx.counts.admissions += 1
+
+
+def _revocation(ctx: _Context, event: AuthorityRevoked, operator_keys: frozenset[bytes]) -> None:
+    _pinned(ctx, event.operator_key, operator_keys, "revoked")  # (3)
+    ctx.job("revocation_signature", event.operator_key, "operator")  # (4)
+    directory = ctx.state.directory
+    if directory.get(event.authority) is None:  # (5)
+        raise ctx.fail(
+            "revocation", "an admitted authority", event.authority, "revokes an unknown authority"
+        )
+    earlier = directory.revocation(event.authority)
+    if earlier is not None:
+        raise ctx.fail(
+            "revocation",
+            "one revocation per authority",
+            f"a second one (the first is at {earlier.ledger_index})",
+            f"{event.authority} revoked twice",
+        )
+    ctx.counts.revocations += 1
+
+
+def _not_revoked(ctx: _Context, authority: str, role: str) -> None:
+    """(6) The hub refuses every new submission by, or addressed to, a revoked authority."""
+    revoked = ctx.state.directory.revocation(authority)
+    if revoked is not None:
+        raise ctx.fail(
+            "revoked_party",
+            f"a {role} not revoked",
+            f"{authority}, revoked at {revoked.ledger_index}",
+            f"a {role} revoked before this entry",
+        )
 
 
 def _envelope(ctx: _Context, event: EnvelopeRecorded) -> None:
@@ -148,7 +216,7 @@ def _envelope(ctx: _Context, event: EnvelopeRecorded) -> None:
     ctx.job("sender_signature", key, sender, key_id)  # (4)
     state = ctx.state
     for recipient in header.recipients:  # (6)
-        if not state.directory.is_admitted(recipient):
+        if state.directory.get(recipient) is None:
             raise ctx.fail(
                 "unknown_recipient", "an admitted authority", recipient, "unknown recipient"
             )
@@ -160,6 +228,9 @@ def _envelope(ctx: _Context, event: EnvelopeRecorded) -> None:
             f"{header.message_id} recorded at {earlier.ledger_index}",
             "the message is recorded twice",
         )
+    _not_revoked(ctx, sender, "sender")
+    for recipient in header.recipients:
+        _not_revoked(ctx, recipient, "recipient")
     try:
         state.cases.check(header)  # (7)
     except HubError as e:
@@ -209,6 +280,7 @@ def _receipt(ctx: _Context, event: ReceiptRecorded) -> None:
             f"a second receipt (the first is at {earlier})",
             "receipt recorded twice",
         )
+    _not_revoked(ctx, body.recipient, "receipt signer")
     ctx.counts.receipts += 1
 
 

@@ -4,7 +4,8 @@ The replay (:mod:`hub.audit.replay`) resolves each signer's key *in order*, from
 as folded up to that entry (the key valid when the signature was made, DESIGN.md section 4),
 and emits a :class:`SignatureJob`: the entry's exact bytes and that public key. A job is then a
 pure function of its fields; it calls the same safe recipes as the hub (STYLE rule 3):
-``cards.verify_admission``, ``envelope.verify_recorded``, ``receipts.verify``.
+``cards.verify_admission``, ``envelope.verify_recorded``, ``receipts.verify``,
+``cards.verify_rotation``, ``cards.verify_revocation``.
 
 Jobs are msgspec structs, cheap to pickle; :func:`run_jobs` is a top-level function, so a
 ``ProcessPoolExecutor`` can run a batch and return its first failure.
@@ -23,12 +24,24 @@ from hub.crypto import cards, receipts
 from hub.crypto.envelope import verify_recorded
 from hub.errors import HubError, KeyNotValid
 from schemas.codec import decode
-from schemas.ledger import AuthorityAdmitted, EnvelopeRecorded, LedgerEntry, ReceiptRecorded
+from schemas.ledger import (
+    AuthorityAdmitted,
+    AuthorityRevoked,
+    EnvelopeRecorded,
+    LedgerEntry,
+    ReceiptRecorded,
+)
 from schemas.receipt import Receipt
 
 __all__ = ["JobCheck", "SignatureJob", "run_job", "run_jobs"]
 
-JobCheck = Literal["operator_signature", "sender_signature", "receipt_signature"]
+JobCheck = Literal[
+    "operator_signature",
+    "sender_signature",
+    "receipt_signature",
+    "rotation_signature",
+    "revocation_signature",
+]
 
 
 class SignatureJob(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
@@ -67,6 +80,10 @@ def _check(job: SignatureJob) -> None:
         verify_recorded(event, _PinnedKey(job))
     elif job.check == "receipt_signature" and isinstance(event, ReceiptRecorded):
         receipts.verify(Receipt(body=event.body, signature=event.signature), _PinnedKey(job))
+    elif job.check == "rotation_signature" and isinstance(event, AuthorityAdmitted):
+        cards.verify_rotation(event.signed, job.key)
+    elif job.check == "revocation_signature" and isinstance(event, AuthorityRevoked):
+        cards.verify_revocation(event.authority, event.reason, job.key, event.operator_signature)
     else:
         raise KeyNotValid(f"job: {job.check} does not apply to a {type(event).__name__}")
 

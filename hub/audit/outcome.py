@@ -37,8 +37,13 @@ ENTRY_CHECKS: Final[dict[str, int]] = {
     "operator_signature": 4,
     "sender_signature": 4,
     "receipt_signature": 4,
+    "rotation_signature": 4,
+    "revocation_signature": 4,
     "authority_card": 5,
+    "rotation": 5,
+    "revocation": 5,
     "unknown_recipient": 6,
+    "revoked_party": 6,
     "duplicate_message": 6,
     "receipt_reference": 6,
     "lifecycle": 7,
@@ -96,6 +101,9 @@ class Report(Strict, frozen=True, kw_only=True, tag="mla.audit.report.v1"):
     """Entries after the final checkpoint: consistent, but not yet covered by a signed root."""
     witnesses: list[str]
     """Admitted authorities whose cosignature on the final checkpoint verifies."""
+    rotations: int = 0
+    """Admissions of new keys, each with its rotation signature by the previous key checked."""
+    revocations: int = 0
 
 
 def rank(divergence: Divergence, position: int) -> Rank:

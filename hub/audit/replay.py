@@ -10,10 +10,13 @@ Per entry, a numbered checklist (check ids from :mod:`hub.audit.outcome`):
 3. the signer's key, as the directory folded so far says it was valid when it signed:
    ``operator_key`` (pinned operator key), ``sender_key``, ``receipt_key``
 4. the signature, as a :class:`~hub.audit.jobs.SignatureJob` the shell may run on any core:
-   ``operator_signature``, ``sender_signature``, ``receipt_signature``
-5. ``authority_card``: an admitted card's self-signature and id
+   ``operator_signature``, ``sender_signature``, ``receipt_signature``,
+   ``rotation_signature`` (new keys signed by the key they replace), ``revocation_signature``
+5. ``authority_card``: an admitted card's self-signature and id; ``rotation``: new keys follow
+   the rotation rules; ``revocation``: of an admitted authority, once
 6. references: ``unknown_recipient``, ``duplicate_message``, ``receipt_reference`` (the
-   message exists, the signer was a recipient, the digest matches, first receipt)
+   message exists, the signer was a recipient, the digest matches, first receipt),
+   ``revoked_party`` (nothing by or to an authority after its revocation)
 7. ``lifecycle``: the same rules the hub applies (``Cases.check``: ``next_state`` and the
    submission rules)
 8. ``fold``: the entry folds into a :class:`~hub.ledger.projections.state.HubState`, the
@@ -40,6 +43,7 @@ from hub.errors import HubError, ValidationError
 from hub.ledger.merkle import MerkleTree, leaf_hash
 from hub.ledger.projections.state import HubState
 from schemas.codec import decode, encode
+from schemas.directory import RevokedAuthority
 from schemas.ledger import LedgerEntry
 
 __all__ = ["Replayer", "TrustAnchors"]
@@ -137,7 +141,8 @@ class Replayer:
         self._check_due()
 
     def directory_projection(self) -> Mapping[str, bytes]:
-        """The DIRECTORY key-value contents the hub should serve after these entries."""
+        """The DIRECTORY key-value contents the hub should serve after these entries (cards,
+        key history, revocation markers; not the operator-signed ``snapshot``)."""
         return dict(self._directory)
 
     def finish(self) -> Report | Divergence:
@@ -165,6 +170,8 @@ class Replayer:
             receipts=self._counts.receipts,
             admissions=self._counts.admissions,
             rejections=self._counts.rejections,
+            rotations=self._counts.rotations,
+            revocations=self._counts.revocations,
         )
 
     # --- per entry ----------------------------------------------------------------------------
@@ -191,12 +198,15 @@ class Replayer:
             self._counts,
         )
         try:
-            admitted = self.state.apply(entry)  # (8)
+            change = self.state.apply(entry)  # (8)
         except HubError as e:
             expected = "an entry the hub's projections accept"
             raise diverged(index, "fold", expected, f"{e.code}: {e}", "does not fold") from e
-        if admitted is not None:
-            card, value = admitted.card, encode(admitted.admitted)
+        if isinstance(change, RevokedAuthority):
+            self._directory.pop(subjects.card_key(change.authority), None)
+            self._directory[subjects.revoked_key(change.authority)] = encode(change)
+        elif change is not None:
+            card, value = change.card, encode(change.admitted)
             self._directory[subjects.card_key(card.id)] = value
             self._directory[subjects.key_history_key(card.id, card.keys.key_id)] = value
 
@@ -217,7 +227,7 @@ class Replayer:
                 self._snapshot_cosigners()
 
     def _snapshot_cosigners(self) -> None:
-        version = self._counts.admissions
+        version = self._counts.admissions + self._counts.revocations
         if version != self._cosigners_version:
             current = self.state.directory.authorities()
             self._cosigners = witness_verifiers((r.card.id, r.card.keys.signing) for r in current)

@@ -4,10 +4,16 @@ Everything here works on raw bytes so that callers never hold hazmat objects: Ed
 signatures, HPKE key wrapping (RFC 9180; ML-KEM-768+X25519 hybrid by default, X25519
 selectable), AES-256-GCM content encryption and SHA-256. Failures surface as the hub's typed
 errors; no hazmat exception escapes.
+
+Building a key object from raw bytes is costly (an Ed25519 private key derives its public
+point; an ML-KEM private key expands its seed), so long-lived private keys are built once into
+opaque handles (:class:`SigningKey`, :class:`DecryptionKey`) whose ``repr`` never shows the
+secret, and parsed public keys are memoised by their raw bytes (public keys are not secret).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from typing import Final, Literal
@@ -23,7 +29,9 @@ from hub.errors import DecryptionFailed, SignatureInvalid, UnsupportedVersion, V
 __all__ = [
     "CONTENT_KEY_SIZE",
     "KEM_SUITES",
+    "DecryptionKey",
     "KemSuite",
+    "SigningKey",
     "aead_decrypt",
     "aead_encrypt",
     "ed25519_generate",
@@ -79,18 +87,43 @@ def _ed25519_private(private: bytes) -> ed25519.Ed25519PrivateKey:
         raise ValidationError("signing key: must be 32 raw Ed25519 bytes", field="key") from e
 
 
+class SigningKey:
+    """An Ed25519 private key, built once; an opaque handle that never shows its bytes."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, private: bytes) -> None:
+        self._key = _ed25519_private(private)
+
+    def __repr__(self) -> str:
+        return "SigningKey(private=<redacted>)"
+
+    def public(self) -> bytes:
+        """The 32 raw bytes of the matching public key."""
+        return self._key.public_key().public_bytes_raw()
+
+    def sign(self, message: bytes) -> bytes:
+        return self._key.sign(message)
+
+
 def ed25519_public(private: bytes) -> bytes:
     return _ed25519_private(private).public_key().public_bytes_raw()
 
 
 def ed25519_sign(private: bytes, message: bytes) -> bytes:
+    """Sign with raw private bytes (one-off signers; hold a :class:`SigningKey` otherwise)."""
     return _ed25519_private(private).sign(message)
+
+
+@functools.lru_cache(maxsize=4096)
+def _ed25519_public_key(public: bytes) -> ed25519.Ed25519PublicKey:
+    return ed25519.Ed25519PublicKey.from_public_bytes(public)  # ValueError is not cached
 
 
 def ed25519_verify(public: bytes, signature: bytes, message: bytes) -> None:
     """Return nothing or raise :class:`SignatureInvalid` (pyca's ``verify()`` contract)."""
     try:
-        ed25519.Ed25519PublicKey.from_public_bytes(public).verify(signature, message)
+        _ed25519_public_key(bytes(public)).verify(signature, message)
     except (InvalidSignature, ValueError) as e:
         raise SignatureInvalid("signature: does not verify with the signer's key") from e
 
@@ -118,26 +151,29 @@ def hpke_generate(suite: KemSuite) -> bytes:
 
 def _hpke_private(
     suite: str, private: bytes
-) -> x25519.X25519PrivateKey | hpke.MLKEM768X25519PrivateKey:
+) -> tuple[x25519.X25519PrivateKey | hpke.MLKEM768X25519PrivateKey, bytes]:
+    """The key object and its public bytes (ML-KEM encapsulation key || X25519 point)."""
     try:
         if suite == "x25519":
-            return x25519.X25519PrivateKey.from_private_bytes(private)
+            x = x25519.X25519PrivateKey.from_private_bytes(private)
+            return x, x.public_key().public_bytes_raw()
         if len(private) != _MLKEM_SEED + _X25519:
             raise ValueError("wrong length")
-        return hpke.MLKEM768X25519PrivateKey(
-            mlkem.MLKEM768PrivateKey.from_seed_bytes(private[:_MLKEM_SEED]),
-            x25519.X25519PrivateKey.from_private_bytes(private[_MLKEM_SEED:]),
-        )
+        m = mlkem.MLKEM768PrivateKey.from_seed_bytes(private[:_MLKEM_SEED])
+        x = x25519.X25519PrivateKey.from_private_bytes(private[_MLKEM_SEED:])
+        public = m.public_key().public_bytes_raw() + x.public_key().public_bytes_raw()
+        return hpke.MLKEM768X25519PrivateKey(m, x), public
     except ValueError as e:
         raise ValidationError(
             f"encryption key: not a valid {suite} private key", field="key"
         ) from e
 
 
+@functools.lru_cache(maxsize=1024)
 def _hpke_public_key(
     suite: str, public: bytes
 ) -> x25519.X25519PublicKey | hpke.MLKEM768X25519PublicKey:
-    try:
+    try:  # a ValidationError raised here is not cached
         if suite == "x25519":
             return x25519.X25519PublicKey.from_public_bytes(public)
         if len(public) != _MLKEM_PUBLIC + _X25519:
@@ -150,33 +186,49 @@ def _hpke_public_key(
         raise ValidationError(f"encryption key: not a valid {suite} public key", field="key") from e
 
 
+class DecryptionKey:
+    """An HPKE private key of one suite, built once (the ML-KEM seed is expanded here, not on
+    every unwrap); an opaque handle that never shows its bytes."""
+
+    __slots__ = ("_key", "_public", "suite")
+
+    def __init__(self, suite: KemSuite, private: bytes) -> None:
+        _suite(suite)
+        self.suite: KemSuite = suite
+        self._key, self._public = _hpke_private(suite, private)
+
+    def __repr__(self) -> str:
+        return f"DecryptionKey(suite={self.suite!r}, private=<redacted>)"
+
+    def public(self) -> bytes:
+        """The matching public key (ML-KEM encapsulation key || X25519 point)."""
+        return self._public
+
+    def unwrap(self, wrapped: bytes, info: bytes) -> bytes:
+        """Inverse of :func:`hpke_wrap`; any failure is one opaque :class:`DecryptionFailed`."""
+        try:
+            return _SUITES[self.suite].decrypt(wrapped, self._key, info=info)
+        except Exception as e:
+            raise DecryptionFailed("message could not be decrypted") from e
+
+
 def hpke_public(suite: KemSuite, private: bytes) -> bytes:
     """The public key (ML-KEM encapsulation key || X25519 point) matching ``private``."""
-    _suite(suite)
-    key = _hpke_private(suite, private)
-    if isinstance(key, x25519.X25519PrivateKey):
-        return key.public_key().public_bytes_raw()
-    return (
-        mlkem.MLKEM768PrivateKey.from_seed_bytes(private[:_MLKEM_SEED])
-        .public_key()
-        .public_bytes_raw()
-        + x25519.X25519PrivateKey.from_private_bytes(private[_MLKEM_SEED:])
-        .public_key()
-        .public_bytes_raw()
-    )
+    return DecryptionKey(suite, private).public()
 
 
 def hpke_wrap(suite: KemSuite, public: bytes, secret: bytes, info: bytes) -> bytes:
     """HPKE base-mode single-shot encryption of ``secret`` to ``public`` (RFC 9180 §6.1)."""
-    return _suite(suite).encrypt(secret, _hpke_public_key(suite, public), info=info)
+    return _suite(suite).encrypt(secret, _hpke_public_key(suite, bytes(public)), info=info)
 
 
 def hpke_unwrap(suite: KemSuite, private: bytes, wrapped: bytes, info: bytes) -> bytes:
-    """Inverse of :func:`hpke_wrap`; any failure is one opaque :class:`DecryptionFailed`."""
+    """:meth:`DecryptionKey.unwrap` with raw private bytes (one-off use)."""
     try:
-        return _suite(suite).decrypt(wrapped, _hpke_private(suite, private), info=info)
+        key = DecryptionKey(suite, private)
     except Exception as e:
         raise DecryptionFailed("message could not be decrypted") from e
+    return key.unwrap(wrapped, info)
 
 
 # --- AES-256-GCM -----------------------------------------------------------------------------

@@ -3,7 +3,10 @@
 An authority holds an Ed25519 signing key and an HPKE encryption key (ML-KEM-768+X25519 by
 default). ``key_id`` names the pair; it is a labelled hash of both public keys and the suite.
 Private key objects never print their secret bytes (``repr`` is redacted) so they cannot leak
-into logs by accident.
+into logs by accident. The key objects the primitives need are built once, when the keys are
+loaded, and held as opaque handles (:class:`~hub.crypto._primitives.SigningKey`,
+:class:`~hub.crypto._primitives.DecryptionKey`): signing and unwrapping no longer rebuild them
+from bytes on every call.
 """
 
 from __future__ import annotations
@@ -46,7 +49,9 @@ class AuthorityKeys:
     """An authority's private signing and encryption keys."""
 
     __slots__ = (
+        "_decrypter",
         "_encryption",
+        "_signer",
         "_signing",
         "encryption_public",
         "key_id",
@@ -57,9 +62,11 @@ class AuthorityKeys:
     def __init__(self, signing: bytes, encryption: bytes, suite: p.KemSuite) -> None:
         self._signing = signing
         self._encryption = encryption
+        self._signer = p.SigningKey(signing)
+        self._decrypter = p.DecryptionKey(suite, encryption)
         self.suite: p.KemSuite = suite
-        self.signing_public = p.ed25519_public(signing)
-        self.encryption_public = p.hpke_public(suite, encryption)
+        self.signing_public = self._signer.public()
+        self.encryption_public = self._decrypter.public()
         self.key_id = compute_key_id(self.signing_public, suite, self.encryption_public)
 
     def __repr__(self) -> str:
@@ -82,11 +89,11 @@ class AuthorityKeys:
         )
 
     def sign(self, message: bytes) -> bytes:
-        return p.ed25519_sign(self._signing, message)
+        return self._signer.sign(message)
 
     def unwrap(self, wrapped: bytes, info: bytes) -> bytes:
         """Recover an HPKE-wrapped secret addressed to this key (opaque error on failure)."""
-        return p.hpke_unwrap(self.suite, self._encryption, wrapped, info)
+        return self._decrypter.unwrap(wrapped, info)
 
     def to_bytes(self) -> bytes:
         """Private key file contents. Write them with mode 0600 (``hub.keyfiles``)."""
@@ -106,11 +113,12 @@ class AuthorityKeys:
 class OperatorKey:
     """The hub operator's Ed25519 key: admits cards, signs directory snapshots."""
 
-    __slots__ = ("_signing", "public")
+    __slots__ = ("_signer", "_signing", "public")
 
     def __init__(self, signing: bytes) -> None:
         self._signing = signing
-        self.public = p.ed25519_public(signing)
+        self._signer = p.SigningKey(signing)
+        self.public = self._signer.public()
 
     def __repr__(self) -> str:
         return f"OperatorKey(public={self.public.hex()[:16]}..., private=<redacted>)"
@@ -120,7 +128,7 @@ class OperatorKey:
         return cls(p.ed25519_generate())
 
     def sign(self, message: bytes) -> bytes:
-        return p.ed25519_sign(self._signing, message)
+        return self._signer.sign(message)
 
     def to_bytes(self) -> bytes:
         return encode(_OperatorKeyFile(signing=self._signing))

@@ -22,6 +22,7 @@ from hub.crypto._primitives import ed25519_public, ed25519_sign, ed25519_verify,
 from hub.errors import SignatureInvalid, ValidationError, VerificationError
 
 __all__ = [
+    "signer_verifier_key",
     "KeyType",
     "NoteKeyMalformed",
     "NoteMalformed",
@@ -182,6 +183,12 @@ def signer_key(name: str, private: bytes) -> str:
     _check_key(private, "private")
     kid = key_id(name, KeyType.ED25519, ed25519_public(private))
     return "PRIVATE+KEY+" + _key_string(name, kid, KeyType.ED25519, private)
+
+
+def signer_verifier_key(skey: str) -> str:
+    """The verifier key string matching a signer key string (what verifiers are given)."""
+    signer = parse_signer_key(skey)
+    return verifier_key(signer.name, ed25519_public(signer.private))
 
 
 def parse_signer_key(skey: str) -> NoteSigner:

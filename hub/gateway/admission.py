@@ -3,11 +3,15 @@
 ``admit`` runs a numbered checklist and returns a decision for the service to carry out:
 
 1. size within limits (before any decoding)
-2. decodes as a known submission (envelope, receipt, operator admission); version accepted
+2. decodes as a known submission (envelope, receipt, operator admission or revocation);
+   version accepted
 3. the intake subject's sender is the one the submission names
 4. parties admitted; sender time not in the future (beyond the allowed clock skew)
-5. signature (sender key valid at signing time)
-6. not already recorded (same id and same digest: ``Duplicate``; same id, other bytes: reject)
+5. signature (sender key valid at signing time; for a rotated card, the rotation signature by
+   the authority's current key)
+6. not already recorded (same id and same digest: ``Duplicate``; same id, other bytes: reject);
+   then, for a new submission: neither sender nor recipient revoked (``revoked``), and every
+   wrapped key sealed to the recipient's current key (``stale_recipient_key``)
 7. consistent with what the ledger holds: the case lifecycle allows this action now
    (``hub.ledger.lifecycle.next_state``); a receipt's message exists and its signer was addressed
 
@@ -29,8 +33,10 @@ from hub.errors import (
     DigestMismatch,
     HubError,
     NotARecipient,
+    Revoked,
     SenderMismatch,
     SignatureInvalid,
+    StaleRecipientKey,
     TooLarge,
     UnknownMessage,
     UnknownRecipient,
@@ -39,9 +45,15 @@ from hub.errors import (
 from hub.ledger.projections.state import HubState
 from schemas.codec import decode
 from schemas.common import UUID_RE
-from schemas.directory import AdmissionRequest
-from schemas.envelope import Envelope
-from schemas.ledger import AuthorityAdmitted, LedgerEvent, ReceiptRecorded, SubmissionRejected
+from schemas.directory import AdmissionRequest, RevocationRequest
+from schemas.envelope import Envelope, Header
+from schemas.ledger import (
+    AuthorityAdmitted,
+    AuthorityRevoked,
+    LedgerEvent,
+    ReceiptRecorded,
+    SubmissionRejected,
+)
 from schemas.receipt import Receipt
 from schemas.transport import Submission
 
@@ -71,12 +83,18 @@ class Accept:
 
 @dataclass(frozen=True, slots=True)
 class Duplicate:
-    """Already recorded at ``ledger_index``: answer again and redeliver, record nothing."""
+    """Already recorded at ``ledger_index``: answer again and redeliver, record nothing.
+
+    ``content`` is set for an envelope: storing it again repairs a crash that happened after
+    the ledger append but before the content store had it.
+    """
 
     message_id: str
     reply_to: str
     ledger_index: int
     deliveries: tuple[tuple[str, Item], ...] = ()
+    content_digest: bytes | None = None
+    content: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +136,8 @@ def admit(
         if isinstance(submission, Receipt):
             return _admit_receipt(submission, intake_sender, state)
         message_id = submission.request_id
+        if isinstance(submission, RevocationRequest):
+            return _admit_revocation(submission, intake_sender, state, operator_key)
         return _admit_card(submission, intake_sender, state, now, operator_key)
     except HubError as error:
         return _reject(raw, intake_sender, message_id or _guess_id(raw), error, state)
@@ -139,7 +159,7 @@ def _admit_envelope(
             field="sent_at",
         )
     for recipient in header.recipients:  # (4)
-        if not state.directory.is_admitted(recipient):
+        if state.directory.get(recipient) is None:
             raise UnknownRecipient(
                 f"recipients: {recipient} is not admitted to the directory", field="recipients"
             )
@@ -151,7 +171,15 @@ def _admit_envelope(
                 f"message_id: {header.message_id} is already recorded for a different envelope",
                 field="message_id",
             )
-        return Duplicate(header.message_id, intake_sender, known.ledger_index, deliveries)
+        return Duplicate(
+            header.message_id,
+            intake_sender,
+            known.ledger_index,
+            deliveries,
+            content_digest=verified.envelope_digest,
+            content=raw,
+        )
+    _check_parties(envelope, header, state)  # (6) a new submission: no revoked party, no stale key
     state.cases.check(header)  # (7) the lifecycle rules: same function as the node agent's
     return Accept(
         event=record_of(verified, envelope),
@@ -179,6 +207,7 @@ def _admit_receipt(receipt: Receipt, intake_sender: str, state: HubState) -> Dec
     earlier = state.messages.receipts.get((body.message_id, body.recipient))  # (6)
     if earlier is not None:
         return Duplicate(body.receipt_id, intake_sender, earlier, deliveries)
+    _check_not_revoked(state, body.recipient, "recipient")
     return Accept(
         event=ReceiptRecorded(body=receipt.body, signature=receipt.signature),
         dedup_id=f"receipt:{body.receipt_id}",
@@ -204,6 +233,9 @@ def _admit_card(
     card = cards.open_card(request.signed)
     if card.valid_until is not None and card.valid_until <= now:
         raise CardInvalid(f"valid_until: the card expired at {card.valid_until.isoformat()}")
+    previous_key = state.directory.check_card(card, request.signed)  # revoked; rotation rules
+    if previous_key is not None:
+        cards.verify_rotation(request.signed, previous_key)  # (5)
     current = state.directory.get(card.id)  # (6)
     if current is not None and current.admitted.card_digest == cards.card_digest(request.signed):
         return Duplicate(request.request_id, intake_sender, current.admitted.ledger_index)
@@ -218,6 +250,66 @@ def _admit_card(
         message_id=request.request_id,
         reply_to=intake_sender,
     )
+
+
+def _admit_revocation(
+    request: RevocationRequest, intake_sender: str, state: HubState, operator_key: bytes
+) -> Decision:
+    if intake_sender != subjects.OPERATOR:  # (3)
+        raise SenderMismatch("submission: only the operator may revoke authorities")
+    try:  # (5)
+        cards.verify_revocation(
+            request.authority, request.reason, operator_key, request.operator_signature
+        )
+    except SignatureInvalid as e:
+        raise SignatureInvalid("operator_signature: not made by this hub's operator key") from e
+    if state.directory.get(request.authority) is None:  # (4)
+        raise UnknownRecipient(
+            f"authority: {request.authority} is not admitted to the directory", field="authority"
+        )
+    earlier = state.directory.revocation(request.authority)  # (6)
+    if earlier is not None:
+        return Duplicate(request.request_id, intake_sender, earlier.ledger_index)
+    return Accept(
+        event=AuthorityRevoked(
+            authority=request.authority,
+            reason=request.reason,
+            operator_key=operator_key,
+            operator_signature=request.operator_signature,
+        ),
+        dedup_id=f"revocation:{request.authority}",
+        message_id=request.request_id,
+        reply_to=intake_sender,
+    )
+
+
+def _check_not_revoked(state: HubState, authority: str, field: str) -> None:
+    revoked = state.directory.revocation(authority)
+    if revoked is None:
+        return
+    submits = field != "recipients"
+    raise Revoked(
+        f"{field}: {authority} was revoked at ledger index {revoked.ledger_index} "
+        f"({revoked.revoked_at.isoformat()}): {revoked.reason}; "
+        + ("it can no longer submit" if submits else "nothing more can be sent to it"),
+        field=field,
+    )
+
+
+def _check_parties(envelope: Envelope, header: Header, state: HubState) -> None:
+    """A new envelope: sender and recipients not revoked, each key wrapped to the current one."""
+    _check_not_revoked(state, header.sender, "sender")
+    for recipient in header.recipients:
+        _check_not_revoked(state, recipient, "recipients")
+    for wrapped in envelope.wrapped_keys:
+        record = state.directory.get(wrapped.recipient)
+        if record is not None and wrapped.key_id != record.card.keys.key_id:
+            raise StaleRecipientKey(
+                f"wrapped_keys: sealed to {wrapped.recipient}'s key {wrapped.key_id}, which is "
+                f"no longer current (now {record.card.keys.key_id}, admitted at ledger index "
+                f"{record.admitted.ledger_index}); fetch the directory and seal again",
+                field="wrapped_keys",
+            )
 
 
 class _IntakeBoundResolver:

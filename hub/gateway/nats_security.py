@@ -208,6 +208,10 @@ def authority_permissions(authority: str) -> Permissions:
             # KV_DIRECTORY may be read (direct get if the bucket allows it, else MSG.GET)
             f"$JS.API.DIRECT.GET.{kv_stream}.$KV.{subjects.DIRECTORY_BUCKET}.>",
             f"$JS.API.STREAM.MSG.GET.{kv_stream}",
+            # the transparency protocol (schemas.transparency): witness its own cosignatures
+            subjects.HUB_CHECKPOINT,
+            subjects.HUB_CONSISTENCY,
+            subjects.hub_cosign(authority),
         ),
         subscribe=(inbox_prefix(authority) + ".>", subjects.verdict(authority, ">")),
     )
@@ -226,9 +230,14 @@ def hub_permissions() -> Permissions:
             subjects.deliver("*"),
             subjects.verdict("*", ">"),
             subjects.submit(subjects.OPERATOR),  # `hub admit` submits as the operator
+            "_INBOX.>",  # answers to the transparency requests of node agents
         ),
         # `hub admit` waits for the operator's verdicts with a plain subscription.
-        subscribe=(inbox_prefix(HUB_USER) + ".>", subjects.verdict(subjects.OPERATOR, ">")),
+        subscribe=(
+            inbox_prefix(HUB_USER) + ".>",
+            subjects.verdict(subjects.OPERATOR, ">"),
+            "mla.hub.>",  # the transparency requests it answers (queue group "hub")
+        ),
     )
 
 

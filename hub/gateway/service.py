@@ -1,10 +1,12 @@
 """The hub service: take submissions from the intake, decide, record, deliver, answer.
 
-For each submission on ``mla.submit.<ID>`` (a durable pull consumer shared by every hub
-instance): run the pure admission rules, store the sealed bytes in the content store, append the
-entry to the ledger at the next index, fold it into the state, deliver to the addressees'
-streams, publish the verdict for the sender, and only then ack the intake message. A crash at any
-point redelivers the submission; the message index turns the retry into a ``Duplicate`` that
+Work goes in batches of what one fetch from the durable intake consumer returns (the consumer
+is shared by every hub instance). For each submission, in order: run the pure admission rules,
+store the sealed bytes in the content store while appending the entry to the ledger at the next
+index, and fold it into the state and the transparency log. Then, once for the batch: sign a
+checkpoint, publish every delivery and verdict with the entry, the checkpoint and its inclusion
+proof, all in flight together, and only then ack the intake messages. A crash at any point
+redelivers the submissions; the message index turns each retry into a ``Duplicate`` that
 re-delivers and re-answers without appending again. Nothing accepted is lost or applied twice.
 """
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -27,12 +29,22 @@ from hub import subjects
 from hub.clock import Clock, SystemClock
 from hub.errors import HubError, UnavailableError
 from hub.gateway.admission import Accept, Decision, Duplicate, Item, Limits, Reject, admit
+from hub.gateway.checkpoints import CheckpointStore, TransparencyResponder
 from hub.gateway.nats_security import ensure_authority_consumers
 from hub.ledger.projections.directory import Directory, DirectoryRecord
 from hub.ledger.projections.state import HubState
-from hub.ledger.store import ContentStore, Ledger, LedgerConflict, StreamLayout, ensure_topology
+from hub.ledger.store import (
+    ContentStore,
+    Ledger,
+    LedgerConflict,
+    StreamLayout,
+    ensure_topology,
+    when_ready,
+)
+from hub.ledger.transparency import SignedCheckpoint, TransparencyLog
 from hub.logs import get_logger
 from schemas.codec import decode, encode
+from schemas.directory import RevokedAuthority
 from schemas.ledger import LedgerEntry, LedgerEvent
 from schemas.transport import Delivery, Verdict
 
@@ -40,12 +52,25 @@ __all__ = ["HubService"]
 
 _MAX_CONFLICT_RETRIES = 50
 _DURABLE = "hub"
+_CHECKPOINT_EVERY_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
 class _Recorded:
     index: int
     recorded_at: datetime
+    entry: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What one submission still needs once the batch's checkpoint is signed."""
+
+    reply_to: str
+    verdict: Verdict
+    token: str
+    recorded: _Recorded
+    deliveries: tuple[tuple[str, Item], ...] = ()
 
 
 class HubService:
@@ -53,25 +78,30 @@ class HubService:
 
     def __init__(
         self,
-        js: JetStreamContext,
+        nc: NatsClient,
         *,
         operator_key: bytes,
+        log: TransparencyLog,
         limits: Limits,
         clock: Clock,
         directory_kv: KeyValue,
         content: ContentStore,
+        checkpoints: CheckpointStore,
         on_entry: Callable[[LedgerEntry], None] | None = None,
         on_admitted: Callable[[Directory], Awaitable[None]] | None = None,
     ) -> None:
-        self._js = js
-        self._on_admitted = on_admitted
+        self._nc = nc
+        self._js: JetStreamContext = nc.jetstream()
         self._operator_key = operator_key
+        self.log = log
         self._limits = limits
         self._clock = clock
         self._directory_kv = directory_kv
         self._content = content
+        self.checkpoints = checkpoints
         self._on_entry = on_entry
-        self.ledger = Ledger(js)
+        self._on_admitted = on_admitted
+        self.ledger = Ledger(self._js)
         self.state = HubState()
         self._log = get_logger("hub.service")
 
@@ -81,6 +111,7 @@ class HubService:
         nc: NatsClient,
         *,
         operator_key: bytes,
+        log_key: str,
         limits: Limits = Limits(),
         clock: Clock | None = None,
         layout: StreamLayout = StreamLayout(),
@@ -90,35 +121,52 @@ class HubService:
         """Create the topology if needed and fold the whole ledger into memory."""
         js = nc.jetstream()
         await ensure_topology(js, layout)
+        log = TransparencyLog(log_key)
         service = cls(
-            js,
+            nc,
             operator_key=operator_key,
+            log=log,
             limits=limits,
             clock=clock or SystemClock(),
             directory_kv=await js.key_value(subjects.DIRECTORY_BUCKET),
             content=await ContentStore.open(js),
+            checkpoints=await CheckpointStore.open(js, log),
             on_entry=on_entry,
             on_admitted=on_admitted,
         )
         await service.catch_up()
+        await service.checkpoints.publish(log.checkpoint())
+        # Agents that did not pin the log key at init learn it here (trust on first use).
+        await service._directory_kv.put(subjects.LOG_KEY, log.verifier_key.encode())
         return service
 
     async def catch_up(self) -> int:
         """Fold entries appended since our position (restart, or another instance's appends)."""
         folded = 0
         async for index, data in self.ledger.read(self.state.next_index):
-            await self._fold(decode(data, LedgerEntry, what=f"ledger entry {index}"))
+            await self._fold(decode(data, LedgerEntry, what=f"ledger entry {index}"), data)
             folded += 1
         if folded:
             self._log.info("ledger_caught_up", entries=folded, next_index=self.state.next_index)
         return folded
 
-    async def _fold(self, entry: LedgerEntry) -> None:
-        admitted = self.state.apply(entry)
-        if admitted is not None:
-            await self._publish_card(admitted)
+    async def _fold(self, entry: LedgerEntry, data: bytes) -> None:
+        change = self.state.apply(entry)
+        self.log.append(data)
+        if isinstance(change, DirectoryRecord):
+            await self._publish_card(change)
+        elif change is not None:
+            await self._publish_revocation(change)
         if self._on_entry is not None:
             self._on_entry(entry)
+
+    async def _publish_revocation(self, revoked: RevokedAuthority) -> None:
+        """Drop a revoked authority: the runtime stops it connecting (``on_admitted``), its
+        ``card.<ID>`` leaves the KV for a ``revoked.<ID>`` marker; its key history stays."""
+        if self._on_admitted is not None:
+            await self._on_admitted(self.state.directory)
+        await self._directory_kv.put(subjects.revoked_key(revoked.authority), encode(revoked))
+        await self._directory_kv.delete(subjects.card_key(revoked.authority))
 
     async def _publish_card(self, record: DirectoryRecord) -> None:
         """Materialize the directory where node agents read it (KV), create the authority's
@@ -132,10 +180,15 @@ class HubService:
             subjects.key_history_key(record.card.id, record.card.keys.key_id), data
         )
 
-    # --- one submission --------------------------------------------------------------------
+    # --- deciding and recording ------------------------------------------------------------
 
     async def process(self, raw: bytes, intake_sender: str) -> Verdict:
         """Decide, record, deliver and answer one submission; returns the verdict sent."""
+        outcome = await self._record(raw, intake_sender)
+        await self._publish([outcome])
+        return outcome.verdict
+
+    async def _record(self, raw: bytes, intake_sender: str) -> _Outcome:
         for _ in range(_MAX_CONFLICT_RETRIES):
             decision = admit(
                 raw,
@@ -151,133 +204,208 @@ class HubService:
                 await self.catch_up()  # someone else appended: decide again on fresh state
         raise UnavailableError("ledger: too many concurrent writers; will retry")
 
-    async def _carry_out(self, decision: Decision) -> Verdict:
+    async def _carry_out(self, decision: Decision) -> _Outcome:
         if isinstance(decision, Accept):
+            content = None
             if decision.content is not None and decision.content_digest is not None:
-                await self._content.put(decision.content_digest, decision.content)
-            recorded = await self._append(decision.event, decision.dedup_id)
-            await self._deliver(decision.deliveries, recorded)
-            verdict = Verdict(
-                message_id=decision.message_id,
-                status="accepted",
-                ledger_index=recorded.index,
-                recorded_at=recorded.recorded_at,
-            )
+                # Concurrent with the append: a crash between the two is repaired by the retry,
+                # whose Duplicate path stores the content again (idempotent, keyed by digest).
+                content = self._content.put(decision.content_digest, decision.content)
+            recorded = await self._append(decision.event, decision.dedup_id, content)
             self._log.info(
                 "submission_accepted", message_id=decision.message_id, index=recorded.index
             )
-            return await self._answer(decision.reply_to, verdict)
+            return _Outcome(
+                decision.reply_to,
+                _verdict(decision.message_id, "accepted", recorded),
+                decision.message_id,
+                recorded,
+                decision.deliveries,
+            )
         if isinstance(decision, Duplicate):
             recorded = await self._recorded(decision.ledger_index)
-            await self._deliver(decision.deliveries, recorded)
+            if decision.content is not None and decision.content_digest is not None:
+                await self._content.put(decision.content_digest, decision.content)
             self._log.info(
                 "submission_duplicate", message_id=decision.message_id, index=recorded.index
             )
-            return await self._answer(
+            return _Outcome(
                 decision.reply_to,
-                Verdict(
-                    message_id=decision.message_id,
-                    status="duplicate",
-                    ledger_index=recorded.index,
-                    recorded_at=recorded.recorded_at,
-                ),
+                _verdict(decision.message_id, "duplicate", recorded),
+                decision.message_id,
+                recorded,
+                decision.deliveries,
             )
         return await self._reject(decision)
 
-    async def _reject(self, decision: Reject) -> Verdict:
+    async def _reject(self, decision: Reject) -> _Outcome:
         if decision.recorded_index is None:
             recorded = await self._append(decision.event, decision.dedup_id)
         else:
             recorded = await self._recorded(decision.recorded_index)
+        error = decision.error
         self._log.warning(
             "submission_rejected",
-            reason=decision.error.code,
-            detail=str(decision.error),
+            reason=error.code,
+            detail=str(error),
             sender=decision.reply_to,
             message_id=decision.message_id,
             index=recorded.index,
         )
-        return await self._answer(
-            decision.reply_to,
-            Verdict(
-                message_id=decision.message_id,
-                status="rejected",
-                ledger_index=recorded.index,
-                recorded_at=recorded.recorded_at,
-                reason=decision.error.code,
-                detail=str(decision.error),
-                rule=getattr(decision.error, "rule", None),
-            ),
-            fallback_id=decision.event.submission_digest.hex(),
+        verdict = Verdict(
+            message_id=decision.message_id,
+            status="rejected",
+            ledger_index=recorded.index,
+            recorded_at=recorded.recorded_at,
+            reason=error.code,
+            detail=str(error),
+            rule=getattr(error, "rule", None),
         )
+        token = decision.message_id or f"digest-{decision.event.submission_digest.hex()}"
+        return _Outcome(decision.reply_to, verdict, token, recorded)
 
-    async def _append(self, event: LedgerEvent, dedup_id: str) -> _Recorded:
+    async def _append(
+        self, event: LedgerEvent, dedup_id: str, alongside: Awaitable[None] | None = None
+    ) -> _Recorded:
         entry = LedgerEntry(index=self.state.next_index, recorded_at=self._clock.now(), event=event)
-        index = await self.ledger.append(encode(entry), index=entry.index, dedup_id=dedup_id)
+        data = encode(entry)
+        append = self.ledger.append(data, index=entry.index, dedup_id=dedup_id)
+        if alongside is None:
+            index = await append
+        else:
+            index, _ = await asyncio.gather(append, alongside)
         if index != entry.index:
             # The dedup id was already stored (a retried publish): fold it and decide again.
             raise LedgerConflict(f"ledger: {dedup_id} already stored at index {index}")
-        await self._fold(entry)
-        return _Recorded(entry.index, entry.recorded_at)
+        await self._fold(entry, data)
+        return _Recorded(entry.index, entry.recorded_at, data)
 
     async def _recorded(self, index: int) -> _Recorded:
-        msg = await self._js.get_msg(subjects.LEDGER_STREAM, seq=index + 1, direct=True)
-        entry = decode(msg.data or b"", LedgerEntry, what=f"ledger entry {index}")
-        return _Recorded(entry.index, entry.recorded_at)
+        data = await self.ledger.get(index)
+        entry = decode(data, LedgerEntry, what=f"ledger entry {index}")
+        return _Recorded(entry.index, entry.recorded_at, data)
 
-    async def _deliver(self, deliveries: tuple[tuple[str, Item], ...], at: _Recorded) -> None:
-        for recipient, item in deliveries:
-            delivery = Delivery(ledger_index=at.index, recorded_at=at.recorded_at, item=item)
-            await self._js.publish(
-                subjects.deliver(recipient),
-                encode(delivery),
-                headers={"Nats-Msg-Id": f"d:{at.index}:{recipient}"},
-            )
+    # --- answering -----------------------------------------------------------------------------
 
-    async def _answer(self, reply_to: str, verdict: Verdict, fallback_id: str = "") -> Verdict:
-        token = verdict.message_id or f"digest-{fallback_id}"
-        if not subjects.is_token(reply_to):
-            return verdict  # a subject we cannot answer on; the rejection is still recorded
-        await self._js.publish(
-            subjects.verdict(reply_to, token),
-            encode(verdict),
-            headers={"Nats-Msg-Id": f"v:{reply_to}:{token}:{verdict.status}"},
-        )
-        return verdict
+    async def _publish(self, outcomes: Sequence[_Outcome]) -> SignedCheckpoint:
+        """Sign the batch's checkpoint, then deliver and answer everything at once."""
+        checkpoint = self.log.checkpoint()
+        publishes = [self.checkpoints.publish(checkpoint)]
+        for outcome in outcomes:
+            recorded = outcome.recorded
+            proof = self.log.inclusion(recorded.index, checkpoint.size)
+            for recipient, item in outcome.deliveries:
+                delivery = Delivery(
+                    ledger_index=recorded.index,
+                    recorded_at=recorded.recorded_at,
+                    item=item,
+                    entry=recorded.entry,
+                    checkpoint=checkpoint.note,
+                    inclusion_proof=proof,
+                )
+                msg_id = f"d:{recorded.index}:{recipient}"
+                publishes.append(self._send(subjects.deliver(recipient), encode(delivery), msg_id))
+            if subjects.is_token(outcome.reply_to):  # else: nowhere to answer; still recorded
+                verdict = _with_proof(outcome.verdict, recorded, checkpoint, proof)
+                subject = subjects.verdict(outcome.reply_to, outcome.token)
+                msg_id = f"v:{outcome.reply_to}:{outcome.token}:{verdict.status}"
+                publishes.append(self._send(subject, encode(verdict), msg_id))
+        results = await asyncio.gather(*publishes, return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            raise failed[0] if isinstance(failed[0], HubError) else UnavailableError(str(failed[0]))
+        return checkpoint
+
+    async def _send(self, subject: str, data: bytes, msg_id: str) -> None:
+        try:
+            await self._js.publish(subject, data, headers={"Nats-Msg-Id": msg_id})
+        except (TimeoutError, nats.errors.Error) as e:
+            raise UnavailableError(f"{subject}: publish not acknowledged ({e})") from e
 
     # --- the intake loop ---------------------------------------------------------------------
 
-    async def run(self, stop: asyncio.Event, *, batch: int = 64) -> None:
-        """Consume the intake until ``stop`` is set."""
+    async def run(self, stop: asyncio.Event, *, batch: int = 256) -> None:
+        """Consume the intake until ``stop`` is set; checkpoint at least once a second."""
         config = js_api.ConsumerConfig(
             durable_name=_DURABLE,
             ack_policy=js_api.AckPolicy.EXPLICIT,
             ack_wait=30.0,
             max_ack_pending=4096,
         )
-        sub = await self._js.pull_subscribe(
-            "mla.submit.>", durable=_DURABLE, stream=subjects.SUBMIT_STREAM, config=config
+        sub = await when_ready(
+            lambda: self._js.pull_subscribe(
+                "mla.submit.>", durable=_DURABLE, stream=subjects.SUBMIT_STREAM, config=config
+            )
         )
+        ticker = asyncio.create_task(self._checkpoint_ticker(stop))
+        responder = TransparencyResponder(
+            self._nc, self.log, self.checkpoints, lambda: self.state.directory
+        )
+        await responder.start()
         self._log.info("hub_consuming", next_index=self.state.next_index)
-        while not stop.is_set():
-            try:
-                msgs = await sub.fetch(batch, timeout=0.5)
-            except TimeoutError:  # nats-py raises its own or the builtin one
-                continue
-            except nats.errors.Error as e:  # e.g. a reconnect in progress: keep serving
-                self._log.warning("intake_fetch_failed", detail=str(e))
-                await asyncio.sleep(0.5)
-                continue
-            for msg in msgs:
-                await self._handle(msg)
-
-    async def _handle(self, msg: Msg) -> None:
-        intake_sender = msg.subject.split(".", 2)[2] if msg.subject.count(".") >= 2 else ""
         try:
-            await self.process(msg.data, intake_sender)
-        except HubError as e:
-            self._log.error("submission_deferred", reason=e.code, detail=str(e))
-            with contextlib.suppress(Exception):
-                await msg.nak(delay=1.0)
+            while not stop.is_set():
+                try:
+                    msgs = await sub.fetch(batch, timeout=0.5)
+                except TimeoutError:  # nats-py raises its own or the builtin one
+                    continue
+                except nats.errors.Error as e:  # e.g. a reconnect in progress: keep serving
+                    self._log.warning("intake_fetch_failed", detail=str(e))
+                    await asyncio.sleep(0.5)
+                    continue
+                await self._handle(msgs)
+        finally:
+            await responder.stop()
+            ticker.cancel()
+            await asyncio.gather(ticker, return_exceptions=True)
+
+    async def _handle(self, msgs: Sequence[Msg]) -> None:
+        done: list[tuple[Msg, _Outcome]] = []
+        for msg in msgs:
+            intake_sender = msg.subject.split(".", 2)[2] if msg.subject.count(".") >= 2 else ""
+            try:
+                done.append((msg, await self._record(msg.data, intake_sender)))
+            except HubError as e:
+                self._log.error("submission_deferred", reason=e.code, detail=str(e))
+                with contextlib.suppress(Exception):
+                    await msg.nak(delay=1.0)
+        if not done:
             return
-        await msg.ack()
+        try:
+            await self._publish([outcome for _, outcome in done])
+        except HubError as e:
+            self._log.error("batch_answer_deferred", reason=e.code, detail=str(e), size=len(done))
+            for msg, _ in done:  # recorded; the retry re-answers as Duplicate
+                with contextlib.suppress(Exception):
+                    await msg.nak(delay=1.0)
+            return
+        await asyncio.gather(*(msg.ack() for msg, _ in done), return_exceptions=True)
+
+    async def _checkpoint_ticker(self, stop: asyncio.Event) -> None:
+        """Entries may arrive from other instances: keep the checkpoint at most 1 s behind."""
+        while not stop.is_set():
+            await asyncio.sleep(_CHECKPOINT_EVERY_S)
+            try:
+                await self.catch_up()
+                await self.checkpoints.publish(self.log.checkpoint())
+            except HubError as e:
+                self._log.warning("checkpoint_deferred", reason=e.code, detail=str(e))
+
+
+def _verdict(message_id: str, status: str, recorded: _Recorded) -> Verdict:
+    return Verdict(
+        message_id=message_id,
+        status=status,  # type: ignore[arg-type]
+        ledger_index=recorded.index,
+        recorded_at=recorded.recorded_at,
+    )
+
+
+def _with_proof(
+    verdict: Verdict, recorded: _Recorded, checkpoint: SignedCheckpoint, proof: list[bytes]
+) -> Verdict:
+    import msgspec
+
+    return msgspec.structs.replace(
+        verdict, entry=recorded.entry, checkpoint=checkpoint.note, inclusion_proof=proof
+    )

@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from hub.crypto.cards import card_digest
+from hub.crypto.cards import card_digest, revocation_transcript
+from hub.crypto.digest import sha256
 from schemas.codec import decode
 from schemas.envelope import Header
 from schemas.ledger import (
     AuthorityAdmitted,
+    AuthorityRevoked,
     EnvelopeRecorded,
     LedgerEntry,
     ReceiptRecorded,
@@ -70,14 +72,26 @@ def describe(entry: LedgerEntry) -> EntrySummary:
             event.submission_digest.hex(),
             f"{event.reason}: {event.detail}",
         )
+    if isinstance(event, AuthorityRevoked):
+        return EntrySummary(
+            entry.index,
+            entry.recorded_at,
+            "authority.revoke",
+            "operator",
+            None,
+            None,
+            sha256(revocation_transcript(event.authority, event.reason)).hex(),
+            f"revoked {event.authority}: {event.reason}",
+        )
     assert isinstance(event, AuthorityAdmitted)
+    rotated = event.signed.rotation_signature is not None
     return EntrySummary(
         entry.index,
         entry.recorded_at,
-        "authority.admit",
+        "authority.rotate" if rotated else "authority.admit",
         "operator",
         None,
         None,
         card_digest(event.signed).hex(),
-        f"admitted {event.authority}",
+        f"{'admitted new keys of' if rotated else 'admitted'} {event.authority}",
     )

@@ -9,13 +9,22 @@ denies delete and purge, so sequences have no holes.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import nats.errors
+from nats.errors import NoRespondersError
 from nats.js import JetStreamContext
 from nats.js import api as js_api
-from nats.js.errors import APIError, BadRequestError, BucketNotFoundError, NotFoundError
+from nats.js.errors import (
+    APIError,
+    BadRequestError,
+    BucketNotFoundError,
+    NotFoundError,
+    ServiceUnavailableError,
+)
 from nats.js.kv import KeyValue
 
 from hub import subjects
@@ -27,7 +36,10 @@ __all__ = [
     "LedgerConflict",
     "StreamLayout",
     "ensure_topology",
+    "when_ready",
 ]
+
+T = TypeVar("T")
 
 _WRONG_LAST_SEQUENCE = 10071
 _DAY_S = 86_400.0
@@ -50,8 +62,29 @@ class StreamLayout:
     max_msg_size: int = 8 * 1024 * 1024
 
 
+async def when_ready(make: Callable[[], Awaitable[T]], *, seconds: float = 30.0) -> T:
+    """Run a JetStream set-up call, retrying while JetStream says it is not ready yet.
+
+    A server that has just started (or is busy recovering its store) answers the first API
+    calls with 503 "JetStream not ready" for a moment; that is not an error worth dying for.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while True:
+        try:
+            return await make()
+        except (ServiceUnavailableError, TimeoutError, NoRespondersError) as e:
+            if loop.time() > deadline:
+                raise UnavailableError(f"JetStream: not ready after {seconds:.0f} s ({e})") from e
+            await asyncio.sleep(0.2)
+
+
 async def ensure_topology(js: JetStreamContext, layout: StreamLayout = StreamLayout()) -> None:
     """Create the streams and buckets if missing (idempotent; safe from several instances)."""
+    await when_ready(lambda: _ensure_topology(js, layout))
+
+
+async def _ensure_topology(js: JetStreamContext, layout: StreamLayout) -> None:
     file = js_api.StorageType.FILE
     streams = [
         js_api.StreamConfig(
@@ -98,7 +131,8 @@ async def ensure_topology(js: JetStreamContext, layout: StreamLayout = StreamLay
                 await js.add_stream(config)
             except BadRequestError:  # created meanwhile by another instance
                 await js.stream_info(config.name or "")
-    for bucket, history in ((subjects.CONTENT_BUCKET, 1), (subjects.DIRECTORY_BUCKET, 1)):
+    buckets = (subjects.CONTENT_BUCKET, subjects.DIRECTORY_BUCKET, subjects.CHECKPOINTS_BUCKET)
+    for bucket, history in ((name, 1) for name in buckets):
         try:
             await js.key_value(bucket)
         except BucketNotFoundError:
@@ -144,6 +178,14 @@ class Ledger:
         except (TimeoutError, nats.errors.NoRespondersError) as e:
             raise UnavailableError(f"ledger: append not acknowledged: {e}") from e
         return int(ack.seq) - 1
+
+    async def get(self, index: int) -> bytes:
+        """The exact stored bytes of entry ``index``."""
+        try:
+            msg = await self._js.get_msg(subjects.LEDGER_STREAM, seq=index + 1, direct=True)
+        except (TimeoutError, nats.errors.Error) as e:
+            raise UnavailableError(f"ledger: entry {index} not read ({e})") from e
+        return msg.data or b""
 
     async def read(
         self, start: int = 0, stop: int | None = None
@@ -192,7 +234,10 @@ class ContentStore:
         return cls(await js.key_value(subjects.CONTENT_BUCKET))
 
     async def put(self, digest: bytes, sealed: bytes) -> None:
-        await self._kv.put(digest.hex(), sealed)
+        try:
+            await self._kv.put(digest.hex(), sealed)
+        except (TimeoutError, nats.errors.Error) as e:
+            raise UnavailableError(f"content store: not stored ({e})") from e
 
     async def get(self, digest: bytes) -> bytes | None:
         try:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from hub.errors import ValidationError
 from hub.ledger.projections.cases import Cases
-from hub.ledger.projections.directory import Directory, DirectoryRecord
+from hub.ledger.projections.directory import Directory, DirectoryChange
 from hub.ledger.projections.messages import MessageIndex, MessageRecord
 from schemas.codec import decode
 from schemas.envelope import Header
 from schemas.ledger import (
     AuthorityAdmitted,
+    AuthorityRevoked,
     EnvelopeRecorded,
     LedgerEntry,
     ReceiptRecorded,
@@ -34,15 +35,16 @@ class HubState:
         self.cases = Cases()
         self.next_index = 0
 
-    def apply(self, entry: LedgerEntry) -> DirectoryRecord | None:
-        """Fold ``entry``; returns the directory record when the entry admitted a card."""
+    def apply(self, entry: LedgerEntry) -> DirectoryChange | None:
+        """Fold ``entry``; returns the directory change when the entry admitted a card
+        (``DirectoryRecord``) or revoked an authority (``RevokedAuthority``)."""
         if entry.index < self.next_index:
             return None  # already applied (redelivery)
         if entry.index != self.next_index:
             raise ValidationError(
                 f"ledger: entry {entry.index} applied out of order (expected {self.next_index})"
             )
-        admitted: DirectoryRecord | None = None
+        change: DirectoryChange | None = None
         event = entry.event
         if isinstance(event, EnvelopeRecorded):
             header = decode(event.header, Header, what="header")
@@ -72,6 +74,8 @@ class HubState:
         elif isinstance(event, SubmissionRejected):
             self.messages.add_rejection(event.submission_digest, entry.index)
         elif isinstance(event, AuthorityAdmitted):
-            admitted = self.directory.apply_admitted(entry.index, entry.recorded_at, event)
+            change = self.directory.apply_admitted(entry.index, entry.recorded_at, event)
+        elif isinstance(event, AuthorityRevoked):
+            change = self.directory.apply_revoked(entry.index, entry.recorded_at, event)
         self.next_index = entry.index + 1
-        return admitted
+        return change

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from hub.gateway.intake_client import IntakeClient
 from hub.gateway.nats_server import EmbeddedNats, NatsServerOptions
 from hub.gateway.service import HubService
 from hub.ledger.store import ensure_topology
+from hub.ledger.transparency import new_log_key
 from hub.operator import admission_request, submit_admission
 from node_agent.config import AgentSettings
 from node_agent.identity import card_file
@@ -124,6 +126,9 @@ class TestPermissions:
                 "$JS.API.STREAM.INFO.KV_DIRECTORY",
                 "$JS.API.DIRECT.GET.KV_DIRECTORY.$KV.DIRECTORY.>",
                 "$JS.API.STREAM.MSG.GET.KV_DIRECTORY",
+                "mla.hub.checkpoint",
+                "mla.hub.consistency",
+                "mla.hub.cosign.XA-MOJ",
             ),
             subscribe=("_INBOX.XA-MOJ.>", "mla.verdict.XA-MOJ.>"),
         )
@@ -132,7 +137,7 @@ class TestPermissions:
         perms = sec.hub_permissions()
         assert "mla.submit.OPERATOR" in perms.publish
         assert not any(_matches(p, "mla.submit.XA-MOJ") for p in perms.publish)
-        assert perms.subscribe == ("_INBOX.hub.>", "mla.verdict.OPERATOR.>")
+        assert perms.subscribe == ("_INBOX.hub.>", "mla.verdict.OPERATOR.>", "mla.hub.>")
 
     @pytest.mark.parametrize(
         "subject",
@@ -608,7 +613,11 @@ class TestHubUnderItsPermissions:
     async def test_end_to_end(self, secured: Secured) -> None:
         operator = OperatorKey.generate()
         hub_nc = secured.clients[0]
-        service = await HubService.open(hub_nc, operator_key=operator.public)
+        service = await HubService.open(
+            hub_nc,
+            operator_key=operator.public,
+            log_key=new_log_key("test.mla-hub.example", os.urandom(32)),
+        )
         stop = asyncio.Event()
         task = asyncio.create_task(service.run(stop))
         try:

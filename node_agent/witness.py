@@ -1,0 +1,231 @@
+"""The node agent as a witness of the hub's log (issue 4; DESIGN.md section 4, "Witnesses").
+
+For every verdict and delivery that carries one, the agent checks (1) the checkpoint's
+signature by the hub's log key, (2) that the entry is exactly what it sent or received, and
+(3) the RFC 9162 inclusion proof of the entry in that checkpoint. It keeps the newest
+checkpoint it verified; for every other one it asks the hub for a consistency proof between the
+two and verifies it. Then it cosigns the newer checkpoint (C2SP tlog-cosignature, with its
+authority signing key) and hands the cosignature to the hub. Any failure is an **alarm**:
+written to the agent's database for good, logged as an error, shown by ``node-agent status``;
+never retried quietly, because it means the hub showed this authority a history that does not
+add up.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import nats.errors
+from nats.aio.client import Client as NatsClient
+
+from hub import subjects
+from hub.crypto.checkpoint import cosign_with
+from hub.crypto.keys import AuthorityKeys
+from hub.errors import HubError, UnavailableError, VerificationError
+from hub.ledger.merkle import leaf_hash, verify_consistency, verify_inclusion
+from hub.ledger.transparency import SignedCheckpoint, TransparencyLog
+from hub.logs import get_logger
+from schemas.codec import decode, encode
+from schemas.ledger import LedgerEntry
+from schemas.transparency import ConsistencyRequest, CosignatureSubmission, TransparencyReply
+
+__all__ = ["Alarm", "TransparencyAlarm", "Witness", "WitnessStore", "check_inclusion"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS witness_checkpoints (
+    size  INTEGER PRIMARY KEY,
+    root  BLOB NOT NULL,
+    note  TEXT NOT NULL,
+    seen  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS witness_alarms (
+    id     INTEGER PRIMARY KEY AUTOINCREMENT,
+    at     TEXT NOT NULL,
+    kind   TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+"""
+_REQUEST_TIMEOUT_S = 5.0
+
+
+class TransparencyAlarm(VerificationError):
+    """The hub's log does not add up for this agent (bad proof, split view, bad signature)."""
+
+    code = "transparency_alarm"
+
+
+@dataclass(frozen=True, slots=True)
+class Alarm:
+    at: str
+    kind: str
+    detail: str
+
+
+class WitnessStore:
+    """The newest verified checkpoint and the alarms, in the agent's own database."""
+
+    def __init__(self, path: Path) -> None:
+        self._db = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def latest(self) -> tuple[int, bytes, str] | None:
+        row = self._db.execute(
+            "SELECT size, root, note FROM witness_checkpoints ORDER BY size DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else (int(row[0]), bytes(row[1]), str(row[2]))
+
+    def keep(self, checkpoint: SignedCheckpoint, now: datetime) -> None:
+        self._db.execute(
+            "INSERT OR IGNORE INTO witness_checkpoints VALUES (?, ?, ?, ?)",
+            (checkpoint.size, checkpoint.root, checkpoint.note, now.isoformat()),
+        )
+
+    def raise_alarm(self, kind: str, detail: str, now: datetime) -> None:
+        self._db.execute(
+            "INSERT INTO witness_alarms (at, kind, detail) VALUES (?, ?, ?)",
+            (now.isoformat(), kind, detail),
+        )
+
+    def alarms(self) -> list[Alarm]:
+        rows = self._db.execute("SELECT at, kind, detail FROM witness_alarms ORDER BY id")
+        return [Alarm(*r) for r in rows.fetchall()]
+
+
+def check_inclusion(
+    log: TransparencyLog,
+    *,
+    entry: bytes,
+    index: int,
+    note: str,
+    proof: list[bytes],
+    expected: Callable[[LedgerEntry], bool],
+) -> SignedCheckpoint:
+    """(1) checkpoint signature, (2) the entry is ours, (3) inclusion. Pure; raises an alarm."""
+    try:
+        checkpoint = log.open(note)  # (1)
+    except HubError as e:
+        raise TransparencyAlarm(f"checkpoint: {e}") from e
+    try:
+        recorded = decode(entry, LedgerEntry, what="ledger entry")
+    except HubError as e:
+        raise TransparencyAlarm(f"entry {index}: {e}") from e
+    if recorded.index != index or not expected(recorded):  # (2)
+        raise TransparencyAlarm(f"entry {index}: the hub recorded something else than this item")
+    try:
+        verify_inclusion(leaf_hash(entry), index, checkpoint.size, proof, checkpoint.root)  # (3)
+    except HubError as e:
+        raise TransparencyAlarm(f"entry {index}: inclusion proof: {e}") from e
+    return checkpoint
+
+
+class Witness:
+    """Verifies what the hub shows this authority, and cosigns what adds up."""
+
+    def __init__(
+        self,
+        authority: str,
+        keys: AuthorityKeys,
+        log: TransparencyLog,
+        store: WitnessStore,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._authority = authority
+        self._keys = keys
+        self.log = log
+        self.store = store
+        self._now = clock
+        self._log = get_logger("node_agent.witness").bind(authority=authority)
+
+    def alarm(self, error: HubError) -> None:
+        self.store.raise_alarm(error.code, str(error), self._now())
+        self._log.error("transparency_alarm", reason=error.code, detail=str(error))
+
+    async def observe(
+        self,
+        nc: NatsClient,
+        *,
+        entry: bytes | None,
+        index: int | None,
+        note: str | None,
+        proof: list[bytes],
+        expected: Callable[[LedgerEntry], bool],
+    ) -> bool:
+        """Check one proof-carrying item and advance our view; False (and an alarm) if bad."""
+        if entry is None or index is None or note is None:
+            return True  # an older hub without proofs: nothing to check
+        try:
+            checkpoint = check_inclusion(
+                self.log, entry=entry, index=index, note=note, proof=proof, expected=expected
+            )
+            await self._advance(nc, checkpoint)
+        except TransparencyAlarm as e:
+            self.alarm(e)
+            return False
+        except UnavailableError as e:  # the hub did not answer: check again on the next item
+            self._log.warning("witness_deferred", detail=str(e))
+        return True
+
+    async def _advance(self, nc: NatsClient, checkpoint: SignedCheckpoint) -> None:
+        latest = self.store.latest()
+        if latest is None:
+            self.store.keep(checkpoint, self._now())
+            await self._cosign(nc, checkpoint)
+            return
+        size, root, _ = latest
+        if checkpoint.size == size:
+            if checkpoint.root != root:
+                raise TransparencyAlarm(
+                    f"split view: two checkpoints of size {size} with different roots "
+                    f"({root.hex()[:16]}... and {checkpoint.root.hex()[:16]}...)"
+                )
+            return
+        older, newer = ((size, root), (checkpoint.size, checkpoint.root))
+        if checkpoint.size < size:
+            older, newer = newer, older
+        hashes = await self._consistency(nc, older[0], newer[0])
+        try:
+            verify_consistency(older[0], newer[0], older[1], newer[1], hashes)
+        except HubError as e:
+            raise TransparencyAlarm(
+                f"consistency {older[0]} -> {newer[0]}: the hub's log was rewritten ({e})"
+            ) from e
+        if checkpoint.size > size:
+            self.store.keep(checkpoint, self._now())
+            await self._cosign(nc, checkpoint)
+
+    async def _request(self, nc: NatsClient, subject: str, payload: bytes) -> TransparencyReply:
+        try:
+            msg = await nc.request(subject, payload, timeout=_REQUEST_TIMEOUT_S)
+        except (TimeoutError, nats.errors.Error) as e:
+            raise UnavailableError(f"{subject}: no answer from the hub ({e})") from e
+        return decode(msg.data, TransparencyReply, what="transparency reply")
+
+    async def _consistency(self, nc: NatsClient, old: int, new: int) -> list[bytes]:
+        request = encode(ConsistencyRequest(from_size=old, to_size=new))
+        reply = await self._request(nc, subjects.HUB_CONSISTENCY, request)
+        if reply.status != "ok" or reply.proof is None:
+            raise TransparencyAlarm(f"consistency {old} -> {new}: the hub refused: {reply.detail}")
+        if (reply.proof.from_size, reply.proof.to_size) != (old, new):
+            raise TransparencyAlarm(f"consistency {old} -> {new}: the hub answered another one")
+        return reply.proof.hashes
+
+    async def _cosign(self, nc: NatsClient, checkpoint: SignedCheckpoint) -> None:
+        line = cosign_with(
+            checkpoint.text,
+            self._authority,
+            self._keys.signing_public,
+            self._keys.sign,
+            int(self._now().timestamp()),
+        )
+        submission = encode(CosignatureSubmission(size=checkpoint.size, line=line))
+        reply = await self._request(nc, subjects.hub_cosign(self._authority), submission)
+        if reply.status != "ok":
+            self._log.warning("cosignature_refused", size=checkpoint.size, detail=reply.detail)

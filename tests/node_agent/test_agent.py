@@ -1,0 +1,235 @@
+"""The node agent's delivery path and sender on a real hub, nats-server, SQLite and crypto.
+
+Crashes are simulated by raising at one step; a delivery the crashed agent did not ack is handed
+back with ``nak()`` (what JetStream does by itself once ``ack_wait`` expires) and the agent is
+started again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+import structlog
+from structlog.testing import capture_logs
+
+from hub import ids, subjects
+from hub.crypto.keys import AuthorityKeys, _KeyFile
+from hub.gateway.nats_security import delivery_consumer
+from node_agent.agent import Outgoing
+from node_agent.cli import cmd_inbox
+from node_agent.config import AgentPaths
+from node_agent.store import AgentStore
+from node_agent.transport import HubLink, Inbound
+from schemas.codec import decode
+from schemas.ledger import ReceiptRecorded
+from schemas.receipt import ReceiptBody
+from schemas.transport import Delivery
+from tests.harness import AuthorityHarness, HubHarness, eventually
+
+pytestmark = pytest.mark.nats
+
+
+class Crash(Exception):
+    """Stands for the agent's process dying at the point where it is raised."""
+
+
+class CountingLink(HubLink):
+    """The real link, counting what it publishes (and yielding once, as a slow network would)."""
+
+    def __init__(self, link: HubLink) -> None:
+        super().__init__(link.nc, link.authority)
+        self.published: Counter[str] = Counter()
+
+    async def publish(self, message_id: str, payload: bytes) -> None:
+        self.published[message_id] += 1
+        await asyncio.sleep(0)
+        await super().publish(message_id, payload)
+
+
+def receipts_queued(store: AgentStore) -> list[str]:
+    return [r.message_id for r in store.outbox_all() if r.item == "receipt"]
+
+
+async def receipts_recorded(hub: HubHarness, message_id: str) -> list[str]:
+    return [
+        body.receipt_id
+        for entry in await hub.entries()
+        if isinstance(entry.event, ReceiptRecorded)
+        and (body := decode(entry.event.body, ReceiptBody)).message_id == message_id
+    ]
+
+
+async def crash_on_delivery(b: AuthorityHarness) -> None:
+    """Fetch B's pending delivery, let ``handle`` die on it, hand it back if it was not acked."""
+    link = await b.connect()
+    assert b.directory is not None
+    sub = await link.js.pull_subscribe_bind(
+        durable=delivery_consumer(b.id), stream=subjects.DELIVER_STREAM
+    )
+    (msg,) = await sub.fetch(1, timeout=10.0)  # batch of one: no pull request left waiting
+    with pytest.raises(Crash):
+        await b.agent.handle([Inbound(decode(msg.data, Delivery), None, msg)], b.directory)
+    await msg.nak()  # what ack_wait would do (ignored by the server once acked)
+    await sub.unsubscribe()
+
+
+def fail(*_: object, **__: object) -> None:
+    raise Crash
+
+
+async def crash_inside_commit(b: AuthorityHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After the inbox row is written, before its receipt is: the commit never happens."""
+    monkeypatch.setattr(b.store, "outbox_add", fail)
+    await crash_on_delivery(b)
+    assert b.store.inbox_all() == []  # rolled back with the receipt
+    assert receipts_queued(b.store) == []
+
+
+async def crash_before_ack(b: AuthorityHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After the commit, before the ack: row and receipt are kept; the delivery comes again."""
+
+    async def ack(self: Inbound) -> None:
+        raise Crash
+
+    monkeypatch.setattr(Inbound, "ack", ack)
+    await crash_on_delivery(b)
+    assert len(b.store.inbox_all()) == 1
+    assert len(receipts_queued(b.store)) == 1
+
+
+async def crash_before_receipt_sent(b: AuthorityHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After the ack, before the receipt is published: the outbox still holds it."""
+
+    async def publish(self: HubLink, message_id: str, payload: bytes) -> None:
+        raise Crash
+
+    monkeypatch.setattr(HubLink, "publish", publish)
+    await b.start()
+    await eventually(lambda: len(receipts_queued(b.store)) == 1, "the receipt queued")
+    await b.stop()
+    assert [r.status for r in b.store.outbox_all()] == ["queued"]
+
+
+class TestCrashSafeDelivery:
+    """Whatever step the recipient dies at, it ends with one inbox row and one receipt."""
+
+    @pytest.mark.parametrize(
+        "crash", [crash_inside_commit, crash_before_ack, crash_before_receipt_sent]
+    )
+    async def test_one_row_and_one_receipt_after_a_crash(
+        self,
+        hub: HubHarness,
+        monkeypatch: pytest.MonkeyPatch,
+        crash: Callable[[AuthorityHarness, pytest.MonkeyPatch], object],
+    ) -> None:
+        a = await hub.authority("XA-MOJ")
+        b = await hub.authority("XB-MOJ")
+        message_id, status = await a.send_request("XB-MOJ")
+        assert status == "accepted"
+
+        await crash(b, monkeypatch)  # type: ignore[misc]
+        monkeypatch.undo()
+        await b.start()  # B comes back; JetStream delivers what it did not ack
+        await a.start()
+        await eventually(lambda: bool(a.store.receipts_for(message_id)), "the receipt at A")
+
+        assert [r.message_id for r in b.store.inbox_all()] == [message_id]
+        (row,) = b.store.inbox_all()
+        assert receipts_queued(b.store) == [row.receipt_id]
+        await eventually(
+            lambda: b.store.outbox_get(row.receipt_id).status == "accepted",  # type: ignore[union-attr]
+            "the receipt's verdict at B",
+        )
+        assert await receipts_recorded(hub, message_id) == [row.receipt_id]
+        assert [r.receipt_id for r in a.store.receipts_for(message_id)] == [row.receipt_id]
+
+
+class TestSender:
+    """Each queued row is published once per attempt, however many flushes run at once."""
+
+    async def test_concurrent_flushes_publish_each_row_once(self, hub: HubHarness) -> None:
+        a = await hub.authority("XA-MOJ")
+        await hub.authority("XB-MOJ")
+        link = CountingLink(await a.connect())
+        assert a.directory is not None
+        queued = [
+            await a.agent.queue(
+                Outgoing(to="XB-MOJ", type="consultation.open", case_id=ids.uuid7(), text=f"q{i}"),
+                a.directory,
+            )
+            for i in range(5)
+        ]
+        sent = await asyncio.gather(a.agent.flush(link), a.agent.flush(link), a.agent.flush(link))
+        assert sorted(sent) == [0, 0, 5]
+        assert link.published == Counter({message_id: 1 for message_id in queued})
+        assert {a.store.outbox_get(m).status for m in queued} <= {  # type: ignore[union-attr]
+            "submitted",
+            "accepted",
+        }
+        assert await a.agent.flush(link) == 0
+        assert sum(link.published.values()) == 5
+
+    async def test_send_and_flush_do_not_publish_twice(self, hub: HubHarness) -> None:
+        a = await hub.authority("XA-MOJ")
+        await hub.authority("XB-MOJ")
+        link = CountingLink(await a.connect())
+        assert a.directory is not None
+        outgoing = Outgoing(to="XB-MOJ", type="consultation.open", case_id=ids.uuid7(), text="q")
+        message_id = await a.agent.queue(outgoing, a.directory)
+        results = await asyncio.gather(a.agent.send(link, message_id), a.agent.flush(link))
+        assert results[0] is True
+        assert link.published == Counter({message_id: 1})
+
+
+class TestInboxFolder:
+    """A message gets an attachment folder only when it has attachments."""
+
+    async def test_no_folder_without_attachments(
+        self, hub: HubHarness, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        a = await hub.authority("XA-MOJ")
+        b = await hub.authority("XB-MOJ")
+        await b.start()
+        message_id, _ = await a.send_request("XB-MOJ", "no attachments")
+        await eventually(lambda: b.store.inbox_get(message_id) is not None, "delivery to B")
+        row = b.store.inbox_get(message_id)
+        assert row is not None
+        assert row.attachment_dir == str(AgentPaths(b.root).inbox / message_id)
+        assert not (AgentPaths(b.root).inbox / message_id).exists()
+
+        capsys.readouterr()
+        assert await cmd_inbox(argparse.Namespace(data=b.root, json=True)) == 0
+        (shown,) = json.loads(capsys.readouterr().out)
+        assert (shown["message_id"], shown["body"], shown["attachments"]) == (
+            message_id,
+            "no attachments",
+            [],
+        )
+
+
+class TestKeysInMemory:
+    """The agent's keys, held as prebuilt key objects, still never show their private bytes."""
+
+    def test_repr_and_logs_stay_redacted(self) -> None:
+        keys = AuthorityKeys.generate()
+        f = decode(keys.to_bytes(), _KeyFile)  # the private bytes, as the key file holds them
+        shown = repr(keys) + str(keys)
+        shown += "".join(repr(getattr(keys, slot)) for slot in ("_signer", "_decrypter"))
+        with capture_logs() as logs:
+            structlog.get_logger().info("agent_started", keys=keys)
+        shown += repr(logs)
+        assert "redacted" in shown
+        for part in (f.signing, f.encryption):
+            assert part.hex()[:16] not in shown
+            assert repr(part)[2:18] not in shown
+
+    def test_prebuilt_keys_sign_like_loaded_ones(self) -> None:
+        keys = AuthorityKeys.generate()
+        again = AuthorityKeys.from_bytes(keys.to_bytes())
+        assert again.key_id == keys.key_id
+        assert keys.sign(b"m") == again.sign(b"m")  # Ed25519 is deterministic
