@@ -16,11 +16,12 @@ from pathlib import Path
 
 from nats.aio.client import Client as NatsClient
 
-from hub.audit.archive import ArchiveHeader
+from hub.audit.archive import ArchiveHeader, ArchiveReader, EntryRecord
 from hub.audit.replay import TrustAnchors
 from hub.audit.runner import aexport_archive, averify_entries, result_json, verify_archive
 from hub.clock import SystemClock
 from hub.console import EXIT_REFUSED, print_json
+from hub.crypto.disclosure import check_disclosure
 from hub.crypto.note import signer_verifier_key
 from hub.errors import UnavailableError, ValidationError
 from hub.gateway.checkpoints import CheckpointStore
@@ -28,12 +29,16 @@ from hub.gateway.connection import close as close_connection
 from hub.gateway.connection import connect
 from hub.keyfiles import read_private
 from hub.ledger.merkle import MerkleTree, leaf_hash
+from hub.ledger.projections.state import HubState
 from hub.ledger.store import Ledger
 from hub.ledger.transparency import TransparencyLog
 from hub.progress import Progress
 from hub.runtime import operator_key
 from hub.settings import HubPaths, load_settings, nats_url_for
 from hub.transport_security import hub_credentials
+from schemas.codec import decode, decode_json
+from schemas.disclosure import Disclosure
+from schemas.ledger import LedgerEntry
 
 __all__ = ["register", "register_audit"]
 
@@ -211,6 +216,67 @@ async def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if result.ok else EXIT_REFUSED
 
 
+def _entry_and_directory(archive: Path, index: int) -> tuple[LedgerEntry, HubState]:
+    """Entry ``index`` of an archive and the directory as it stood just before it."""
+    state = HubState()
+    with archive.open("rb") as src:
+        for record in ArchiveReader(src):
+            if not isinstance(record, EntryRecord):
+                continue
+            entry = decode(record.data, LedgerEntry, what=f"ledger entry {record.index}")
+            if record.index == index:
+                return entry, state
+            state.apply(entry)
+    raise ValidationError(f"ledger_index: the archive has no entry {index}", field="ledger_index")
+
+
+async def cmd_check_disclosure(args: argparse.Namespace) -> int:
+    disclosure = decode_json(Path(args.disclosure).read_bytes(), Disclosure, what=args.disclosure)
+    with Path(args.archive).open("rb") as src:
+        audit = verify_archive(src, pins=_pins(args))
+    if not audit.ok:
+        sys.stdout.write(result_json(audit).decode() + "\n")
+        print("the archive itself does not verify; nothing in it can be relied on", file=sys.stderr)
+        return EXIT_REFUSED
+    entry, before = _entry_and_directory(Path(args.archive), disclosure.ledger_index)
+    shown = check_disclosure(disclosure, entry, before.directory)
+    if args.out:
+        folder = Path(args.out)
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, (meta, data) in enumerate(
+            zip(shown.body.attachments, shown.attachments, strict=True)
+        ):
+            (folder / f"{i:02d}-{Path(meta.name).name}").write_bytes(data)
+    header = shown.header
+    if args.json:
+        print_json(
+            {
+                "verified": True,
+                "message_id": header.message_id,
+                "case_id": header.case_id,
+                "type": header.type,
+                "sender": header.sender,
+                "recipients": header.recipients,
+                "sent_at": header.sent_at,
+                "ledger_index": shown.ledger_index,
+                "recorded_at": entry.recorded_at,
+                "text": shown.body.text,
+                "attachments": [
+                    {"name": m.name, "size": m.size, "sha256": m.sha256.hex()}
+                    for m in shown.body.attachments
+                ],
+            }
+        )
+    else:
+        print(
+            f"verified: {header.type} {header.message_id} signed by {header.sender} at "
+            f"{header.sent_at.isoformat()}, recorded at ledger index {shown.ledger_index} of a "
+            f"log whose {audit.report.checkpoints if audit.report else 0} checkpoints verify"
+        )
+        print(shown.body.text)
+    return 0
+
+
 def register(sub: argparse._SubParsersAction, command: AddCommand) -> None:  # type: ignore[type-arg]
     """``hub checkpoint`` and ``hub proof inclusion|consistency``."""
     p = command("checkpoint", "the latest signed checkpoint (C2SP signed note)")
@@ -254,3 +320,17 @@ def register_audit(audit: argparse._SubParsersAction, command: AddCommand) -> No
     p.add_argument("--log-key", help="pin: the checkpoint verifier key")
     p.add_argument("--operator-key", action="append", help="pin: operator key(s), hex")
     p.add_argument("--json", action="store_true")
+    p = command(
+        "check-disclosure",
+        "prove one disclosed message against an archive",
+        audit,
+        data_required=False,
+    )
+    p.add_argument("disclosure", help="file made by `node-agent disclose`")
+    p.add_argument("--archive", required=True)
+    p.add_argument("--out", help="write the disclosed attachments to this folder")
+    p.add_argument("--origin")
+    p.add_argument("--log-key")
+    p.add_argument("--operator-key", action="append")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_check_disclosure)

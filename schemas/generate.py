@@ -14,6 +14,7 @@ import msgspec
 
 from schemas.access import ConsentFile, TokenFile
 from schemas.directory import AdmittedCard, CardFile, DirectorySnapshot, SignedSnapshot
+from schemas.disclosure import Disclosure
 from schemas.envelope import Body, Envelope, Header
 from schemas.ledger import LedgerEntry
 from schemas.receipt import Receipt, ReceiptBody
@@ -40,6 +41,7 @@ DOCUMENTS: dict[str, Any] = {
     "verdict": Verdict,
     "inclusion-proof": InclusionProof,
     "consistency-proof": ConsistencyProof,
+    "disclosure": Disclosure,
     "liaison-consent-file": ConsentFile,
     "access-token-file": TokenFile,
 }

@@ -36,6 +36,7 @@ from hub.errors import (
     RecipientMismatch,
     SchemaInvalid,
     UnsupportedVersion,
+    ValidationError,
 )
 from schemas.codec import decode, encode
 from schemas.envelope import ActionMeta, Body, CaseMeta, Envelope, Header, WrappedKey
@@ -49,7 +50,9 @@ __all__ = [
     "header_digest",
     "open",
     "record_of",
+    "decrypt_with_key",
     "seal",
+    "new_content_key",
     "verify_envelope",
     "verify_recorded",
 ]
@@ -141,6 +144,11 @@ def _part_ref(ciphertext: bytes) -> PartRef:
     return PartRef(digest=p.sha256(ciphertext), size=len(ciphertext))
 
 
+def new_content_key() -> bytes:
+    """A fresh random content key, for a caller that keeps it (to disclose the message later)."""
+    return p.random_bytes(p.CONTENT_KEY_SIZE)
+
+
 def seal(
     *,
     sender: str,
@@ -155,10 +163,13 @@ def seal(
     in_reply_to: str | None = None,
     meta: CaseMeta | None = None,
     action: ActionMeta | None = None,
+    content_key: bytes | None = None,
 ) -> Envelope:
     """Encrypt ``body`` and ``attachments`` for ``recipients`` and sign as ``sender``.
 
     ``now`` and ``message_id`` are arguments: the caller owns the clock and the id minting.
+    ``content_key`` (from :func:`new_content_key`) lets the sender keep the key of this one
+    message, to disclose it later; never reuse one.
     """
     if len(body.attachments) != len(attachments):
         raise AttachmentMismatch(
@@ -183,7 +194,10 @@ def seal(
     # msgspec checks constraints on decode only: validate every field before encrypting.
     decode(header_bytes, Header, what="header")
     hdigest = header_digest(header_bytes)
-    content_key = p.random_bytes(p.CONTENT_KEY_SIZE)
+    if content_key is None:
+        content_key = new_content_key()
+    elif len(content_key) != p.CONTENT_KEY_SIZE:
+        raise ValidationError("content_key: must be 32 bytes", field="content_key")
     plaintexts = [encode(body), *attachments]
     ciphertexts = [
         p.aead_encrypt(content_key, _nonce(i), part, _part_aad(hdigest, i))
@@ -319,16 +333,27 @@ def open(
     key = next((k for k in keys if k.key_id == wrapped.key_id and k.suite == wrapped.suite), None)
     if key is None:
         raise DecryptionFailed("message could not be decrypted")
-    hdigest = verified.header_digest
-    content_key = key.unwrap(wrapped.enc, _hpke_info(hdigest, recipient))  # (4)
+    content_key = key.unwrap(wrapped.enc, _hpke_info(verified.header_digest, recipient))  # (4)
+    body, attachments = decrypt_with_key(envelope, verified.header_digest, content_key)  # (5)
+    return Opened(verified, body, attachments, content_key)
+
+
+def decrypt_with_key(
+    envelope: Envelope, hdigest: bytes, content_key: bytes
+) -> tuple[Body, tuple[bytes, ...]]:
+    """Decrypt every part with a known content key (the recipient's, or a disclosed one).
+
+    AES-GCM under the header digest as AAD: only the exact signed ciphertexts of this exact
+    header decrypt; anything else is the one opaque :class:`DecryptionFailed`.
+    """
     body_bytes = p.aead_decrypt(content_key, _nonce(0), envelope.body, _part_aad(hdigest, 0))
     body = decode(body_bytes, Body, what="body")
     attachments = tuple(
         p.aead_decrypt(content_key, _nonce(i), part, _part_aad(hdigest, i))
         for i, part in enumerate(envelope.attachments, start=1)
     )
-    _check_attachments(body, attachments)  # (5)
-    return Opened(verified, body, attachments, content_key)
+    _check_attachments(body, attachments)
+    return body, attachments
 
 
 def _check_attachments(body: Body, attachments: Sequence[bytes]) -> None:
