@@ -24,7 +24,7 @@ from hub.gateway.intake_client import IntakeClient
 from hub.gateway.nats_server import EmbeddedNats, NatsServerOptions
 from hub.gateway.service import HubService
 from hub.gateway.snapshot import publish_snapshot
-from hub.ledger.store import Ledger
+from hub.ledger.store import Ledger, StreamLayout
 from hub.ledger.transparency import new_log_key
 from hub.operator import admission_request, revocation_request, submit_admission
 from node_agent.agent import Agent, Attachment, Outgoing, SendResult
@@ -54,8 +54,18 @@ async def eventually(check: Callable[[], bool], what: str, timeout: float = 10.0
 class HubHarness:
     """A hub on its own nats-server in ``root``; can be stopped and restarted on the same data."""
 
-    def __init__(self, root: Path, limits: Limits = Limits()) -> None:
+    def __init__(
+        self,
+        root: Path,
+        limits: Limits = Limits(),
+        *,
+        external_url: str | None = None,
+        layout: StreamLayout = StreamLayout(),
+    ) -> None:
+        """``external_url``: use that NATS (e.g. a test cluster) instead of starting one."""
         self.root = root
+        self.external_url = external_url
+        self.layout = layout
         self.operator = OperatorKey.generate()
         self.log_key = new_log_key("test.mla-hub.example", os.urandom(32))
         self.limits = limits
@@ -69,14 +79,18 @@ class HubHarness:
 
     async def start(self, *, service: bool = True) -> None:
         """Start the nats-server (same port on a restart) and, by default, the hub service."""
-        self.url = await self.server.start()
+        self.url = self.external_url or await self.server.start()
         if service:
             await self.start_service()
 
     async def start_service(self) -> None:
         self.nc = await connect(self.url, name="test-hub")
         self.service = await HubService.open(
-            self.nc, operator_key=self.operator.public, log_key=self.log_key, limits=self.limits
+            self.nc,
+            operator_key=self.operator.public,
+            log_key=self.log_key,
+            limits=self.limits,
+            layout=self.layout,
         )
         self._stop = asyncio.Event()
         self._task = asyncio.create_task(self.service.run(self._stop))

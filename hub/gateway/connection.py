@@ -40,6 +40,8 @@ async def connect(
 ) -> NatsClient:
     """Connect once (no endless retry at start); raise a typed error if that fails.
 
+    ``url`` may list several servers of a cluster, comma-separated.
+
     With ``credentials`` the connection is TLS (the hub's CA only) with the user's nkey and
     its own reply-inbox prefix. Once connected, the client reconnects by itself if the server
     goes away for a while, but gives up for good if the server refuses its credentials.
@@ -55,7 +57,7 @@ async def connect(
     try:
         nc = await asyncio.wait_for(
             nats.connect(
-                url,
+                [server.strip() for server in url.split(",") if server.strip()],
                 name=name,
                 connect_timeout=_CONNECT_TIMEOUT_S,
                 allow_reconnect=True,
