@@ -171,8 +171,9 @@ class TransparencyResponder:
     async def _cosign(self, msg: Msg) -> TransparencyReply:
         witness_id = msg.subject.rsplit(".", 1)[-1]
         submission = decode(msg.data, CosignatureSubmission, what="cosignature")
-        record = self._directory().get(witness_id)
-        if record is None:
+        directory = self._directory()
+        record = directory.get(witness_id)
+        if record is None or not directory.is_admitted(witness_id):
             raise UnknownSender(f"witness: {witness_id} is not admitted to the directory")
         note = await self._store.add_cosignature(
             submission.size, submission.line, witness_id, record.card.keys.signing

@@ -290,7 +290,9 @@ class HubService:
     async def _publish(self, outcomes: Sequence[_Outcome]) -> SignedCheckpoint:
         """Sign the batch's checkpoint, then deliver and answer everything at once."""
         checkpoint = self.log.checkpoint()
-        publishes = [self.checkpoints.publish(checkpoint)]
+        # Stored first: a witness cosigns (and a client asks for) the checkpoint it was shown.
+        await self.checkpoints.publish(checkpoint)
+        publishes = []
         for outcome in outcomes:
             recorded = outcome.recorded
             proof = self.log.inclusion(recorded.index, checkpoint.size)
