@@ -18,6 +18,7 @@ from hub.errors import UnavailableError, ValidationError
 from hub.keyfiles import read_private
 from hub.runtime import install_stop_signals
 from node_agent.cli_cases import register as register_case_commands
+from node_agent.cli_consent import register as register_consent_commands
 from node_agent.config import AgentPaths, AgentSettings, load_settings
 from node_agent.identity import card_file, init_agent, nats_public, parse_contact, rotate_keys
 from node_agent.session import authority_id, csv_list, session
@@ -246,6 +247,7 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_run, log_level="info")
 
     register_case_commands(sub, command)
+    register_consent_commands(sub, command)
 
     p = command("inbox", "what this authority received, decrypted and verified")
     p.add_argument("--json", action="store_true")

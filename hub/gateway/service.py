@@ -102,6 +102,7 @@ class HubService:
         self._on_entry = on_entry
         self._on_admitted = on_admitted
         self.ledger = Ledger(self._js)
+        self._batched_changes = False
         self.state = HubState()
         self._log = get_logger("hub.service")
 
@@ -143,14 +144,23 @@ class HubService:
     async def catch_up(self) -> int:
         """Fold entries appended since our position (restart, or another instance's appends)."""
         folded = 0
-        async for index, data in self.ledger.read(self.state.next_index):
-            await self._fold(decode(data, LedgerEntry, what=f"ledger entry {index}"), data)
-            folded += 1
+        self._batched_changes, changed = True, False
+        try:
+            async for index, data in self.ledger.read(self.state.next_index):
+                changed |= await self._fold(
+                    decode(data, LedgerEntry, what=f"ledger entry {index}"), data
+                )
+                folded += 1
+        finally:
+            self._batched_changes = False
+        if changed:
+            await self._directory_changed()  # once for the whole catch-up, not per admission
         if folded:
             self._log.info("ledger_caught_up", entries=folded, next_index=self.state.next_index)
         return folded
 
-    async def _fold(self, entry: LedgerEntry, data: bytes) -> None:
+    async def _fold(self, entry: LedgerEntry, data: bytes) -> bool:
+        """Apply one entry everywhere; True when it changed the directory."""
         change = self.state.apply(entry)
         self.log.append(data)
         if isinstance(change, DirectoryRecord):
@@ -159,26 +169,31 @@ class HubService:
             await self._publish_revocation(change)
         if self._on_entry is not None:
             self._on_entry(entry)
+        return change is not None
 
     async def _publish_revocation(self, revoked: RevokedAuthority) -> None:
-        """Drop a revoked authority: the runtime stops it connecting (``on_admitted``), its
-        ``card.<ID>`` leaves the KV for a ``revoked.<ID>`` marker; its key history stays."""
-        if self._on_admitted is not None:
-            await self._on_admitted(self.state.directory)
-        await self._directory_kv.put(subjects.revoked_key(revoked.authority), encode(revoked))
-        await self._directory_kv.delete(subjects.card_key(revoked.authority))
+        """Drop a revoked authority: its ``card.<ID>`` leaves the KV for a ``revoked.<ID>``
+        marker (its key history stays), then the runtime stops it connecting."""
+        kv = self._directory_kv
+        await when_ready(lambda: kv.put(subjects.revoked_key(revoked.authority), encode(revoked)))
+        await when_ready(lambda: kv.delete(subjects.card_key(revoked.authority)))
+        await self._directory_changed()
 
     async def _publish_card(self, record: DirectoryRecord) -> None:
         """Materialize the directory where node agents read it (KV), create the authority's
-        two consumers, and let the runtime update who may connect (``on_admitted``)."""
-        await ensure_authority_consumers(self._js, record.card.id)
-        if self._on_admitted is not None:
+        two consumers, then let the runtime update who may connect (``on_admitted``)."""
+        kv, authority, data = self._directory_kv, record.card.id, encode(record.admitted)
+        await when_ready(lambda: ensure_authority_consumers(self._js, authority))
+        await when_ready(lambda: kv.put(subjects.card_key(authority), data))
+        history = subjects.key_history_key(authority, record.card.keys.key_id)
+        await when_ready(lambda: kv.put(history, data))
+        await self._directory_changed()
+
+    async def _directory_changed(self) -> None:
+        # Last: the runtime reloads the NATS configuration, and JetStream answers "not ready"
+        # for a moment after a reload; everything above is written before that.
+        if self._on_admitted is not None and not self._batched_changes:
             await self._on_admitted(self.state.directory)
-        data = encode(record.admitted)
-        await self._directory_kv.put(subjects.card_key(record.card.id), data)
-        await self._directory_kv.put(
-            subjects.key_history_key(record.card.id, record.card.keys.key_id), data
-        )
 
     # --- deciding and recording ------------------------------------------------------------
 
@@ -371,6 +386,10 @@ class HubService:
                 self._log.error("submission_deferred", reason=e.code, detail=str(e))
                 with contextlib.suppress(Exception):
                     await msg.nak(delay=1.0)
+            except Exception:  # a bug or a transport error we did not type: keep serving
+                self._log.exception("submission_failed", subject=msg.subject)
+                with contextlib.suppress(Exception):
+                    await msg.nak(delay=5.0)
         if not done:
             return
         try:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import nats.errors
-from nats.errors import NoRespondersError
+from nats.errors import ConnectionClosedError, NoRespondersError
 from nats.js import JetStreamContext
 from nats.js import api as js_api
 from nats.js.errors import (
@@ -73,7 +73,12 @@ async def when_ready(make: Callable[[], Awaitable[T]], *, seconds: float = 30.0)
     while True:
         try:
             return await make()
-        except (ServiceUnavailableError, TimeoutError, NoRespondersError) as e:
+        except (
+            ServiceUnavailableError,
+            TimeoutError,
+            NoRespondersError,
+            ConnectionClosedError,
+        ) as e:
             if loop.time() > deadline:
                 raise UnavailableError(f"JetStream: not ready after {seconds:.0f} s ({e})") from e
             await asyncio.sleep(0.2)

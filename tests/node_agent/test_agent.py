@@ -11,7 +11,7 @@ import argparse
 import asyncio
 import json
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 import structlog
@@ -125,14 +125,14 @@ class TestCrashSafeDelivery:
         self,
         hub: HubHarness,
         monkeypatch: pytest.MonkeyPatch,
-        crash: Callable[[AuthorityHarness, pytest.MonkeyPatch], object],
+        crash: Callable[[AuthorityHarness, pytest.MonkeyPatch], Awaitable[None]],
     ) -> None:
         a = await hub.authority("XA-MOJ")
         b = await hub.authority("XB-MOJ")
         message_id, status = await a.send_request("XB-MOJ")
         assert status == "accepted"
 
-        await crash(b, monkeypatch)  # type: ignore[misc]
+        await crash(b, monkeypatch)
         monkeypatch.undo()
         await b.start()  # B comes back; JetStream delivers what it did not ack
         await a.start()

@@ -20,36 +20,20 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from nats.aio.client import Client as NatsClient
 
-from hub import ids
-from hub.cli import _parser as hub_parser
-from hub.clock import SystemClock
-from hub.crypto.consent import sign_consent
-from hub.crypto.keys import AuthorityKeys
 from hub.gateway import dashboard
 from hub.gateway.feed import LedgerFeed
-from hub.gateway.http import HttpDeps, create_app, serve
-from hub.gateway.intake_client import IntakeClient
-from hub.gateway.service import HubService
+from hub.gateway.http import HttpDeps, create_app
 from hub.gateway.tokens import TokenStore, tokens_path
 from hub.ledger.merkle import leaf_hash
 from hub.ledger.projections.state import HubState
-from hub.operator import admission_request, init_hub, submit_admission
-from hub.runtime import operator_key, running_hub
-from hub.settings import HubPaths, HubSettings, load_settings
-from hub.subjects import OPERATOR
-from node_agent.config import AgentSettings
-from node_agent.identity import card_file
-from schemas.access import LiaisonConsent
-from schemas.codec import decode, encode_json
+from hub.settings import HubSettings
+from schemas.codec import decode
 from schemas.ledger import LedgerEntry
-from tests.harness import HubHarness
 from tests.hub.audit.history import NOW, History, mid, standard
 
 A, B, C = "XA-MOJ", "XB-MOJ", "XC-MOJ"
@@ -389,155 +373,3 @@ def _check_html(text: str) -> None:
     parser.feed(text)
     parser.close()
     assert parser.stack == []
-
-
-# --- beside a real hub ---------------------------------------------------------------------------
-
-
-async def _next_event(
-    events: AsyncIterator[tuple[str, dict[str, object]]], name: str
-) -> dict[str, object]:
-    """The next event called ``name`` (others skipped), within a bounded wait."""
-
-    async def find() -> dict[str, object]:
-        async for got, data in events:
-            if got == name:
-                return data
-        raise AssertionError(f"stream ended before a {name!r} event")
-
-    return await asyncio.wait_for(find(), 10)
-
-
-@pytest.mark.nats
-async def test_live_status_beside_a_real_hub(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The service's ``on_entry`` feeds the streams, as ``hub up`` wires it: a liaison officer's
-    stream shows its pair's new case, not another pair's; the ledger and checkpoint endpoints
-    read the real JetStream; stopping the server ends an open stream at once."""
-    feed = LedgerFeed()
-    opened = HubService.open
-
-    async def open_with_feed(nc: NatsClient, **options: Any) -> HubService:
-        return await opened(nc, on_entry=feed.on_entry, **options)
-
-    monkeypatch.setattr(HubService, "open", open_with_feed)
-    hub = HubHarness(tmp_path)
-    await hub.start()
-    try:
-        a, _, _ = await hub.authority(A), await hub.authority(B), await hub.authority(C)
-        assert hub.service is not None
-        service = hub.service
-        tokens = TokenStore(tokens_path(tmp_path))
-        deps = HttpDeps(
-            state=lambda: service.state,
-            ledger=service.ledger,
-            feed=feed,
-            tokens=tokens,
-            clock=SystemClock(),
-            checkpoints=service.checkpoints,
-        )
-        server = await serve(create_app(HubSettings(), deps), "127.0.0.1", 0)
-        now = SystemClock().now()
-        liaison = tokens.issue("liaison", now=now, valid_for=DAY, officer="LO", home=A, host=B)
-        auditor = tokens.issue("auditor", now=now, valid_for=DAY)
-        try:
-            async with aiohttp.ClientSession(server.url) as session:
-                stream = await session.get("/api/v1/events", headers=_auth(liaison.token))
-                events = _events(stream)
-                await _next_event(events, "hello")
-                await a.send_request(C)  # another pair: not in the officer's stream
-                message_id, status = await a.send_request(B)
-                assert status == "accepted"
-                case_id = service.state.messages.messages[message_id].case_id
-                seen = await _next_event(events, "status")
-                assert (seen["case_id"], seen["state"], seen["requested"]) == (
-                    case_id,
-                    "submitted",
-                    B,
-                )
-                ledger = await session.get(
-                    "/api/v1/ledger?limit=1000", headers=_auth(auditor.token)
-                )
-                entries = await ledger.json()
-                assert len(entries) == int(ledger.headers["X-Ledger-Size"]) >= 5
-                assert entries[-1]["index"] == len(entries) - 1
-                note = await session.get("/api/v1/checkpoint", headers=_auth(auditor.token))
-                assert note.status == 200 and "\n\u2014 " in await note.text()
-                loop = asyncio.get_running_loop()
-                started = loop.time()
-                await server.stop()  # the stream above is still open
-                assert loop.time() - started < 3.0
-                assert (await _next_event(events, "reset"))["reason"] == "shutdown"
-        finally:
-            await server.stop()
-    finally:
-        await hub.close()
-
-
-@pytest.mark.nats
-async def test_hub_up_serves_the_api_and_accredits_a_liaison_officer(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """``running_hub(http_port=0)`` (what ``hub up --http-port`` runs) serves the API; ``hub
-    liaison accredit`` checks the home authority's consent against the ledger's directory and
-    prints a token for the pair; ``hub liaison revoke`` ends it at once in the running hub."""
-    paths = HubPaths(tmp_path / "H")
-    now = SystemClock().now()
-    init_hub(paths, HubSettings(), now=now)
-    # Without the NATS access list (a supported mode; test_cli covers TLS + nkeys): admitting
-    # reloads nats-server, and a JetStream request right after the reload can meet no responder.
-    paths.security_conf.unlink()
-    keys = {ident: AuthorityKeys.generate("x25519") for ident in (A, B)}
-    async with running_hub(paths, load_settings(paths), nats_port=0, http_port=0) as hub:
-        assert hub.http_url is not None and hub.http_url.startswith("http://127.0.0.1:")
-        stop = asyncio.Event()
-        task = asyncio.create_task(hub.service.run(stop))
-        try:
-            for ident, key in keys.items():
-                settings = AgentSettings(
-                    id=ident, state=ident[:2], name=ident, kinds=["mla"], languages=["en"]
-                )
-                request = admission_request(
-                    card_file(settings, key, now=now), operator_key(paths), now=now
-                )
-                verdict = await submit_admission(IntakeClient(hub.nc, OPERATOR), request, 10.0)
-                assert verdict.status == "accepted", verdict
-            consent = tmp_path / "consent.json"
-            made = sign_consent(
-                LiaisonConsent(
-                    consent_id=ids.uuid7(), officer="XA-LO-7", home=A, host=B,
-                    key_id=keys[A].key_id, issued_at=SystemClock().now(),
-                    valid_until=now + timedelta(days=30),
-                ),
-                keys[A],
-            )  # fmt: skip
-            consent.write_bytes(encode_json(made))
-            base = ["--data", str(paths.root), "--officer", "XA-LO-7"]
-            args = hub_parser().parse_args(
-                ["liaison", "accredit", *base, "--home", A, "--host", B,
-                 "--consent", str(consent), "--nats", hub.nats_url, "--json"]
-            )  # fmt: skip
-            assert await args.run(args) == 0
-            out = capsys.readouterr().out  # (unconfigured structlog also prints here)
-            issued = json.loads(out[out.index("\n{\n") :])
-            assert issued["scope"] == f"officer XA-LO-7: {A} <-> {B}"
-            async with aiohttp.ClientSession(hub.http_url) as session:
-                assert (await session.get("/healthz")).status == 200
-                who = await session.get("/api/v1/whoami", headers=_auth(issued["token"]))
-                assert (await who.json())["pair"] == [A, B]
-                args = hub_parser().parse_args(["liaison", "revoke", *base])
-                assert await args.run(args) == 0
-                who = await session.get("/api/v1/whoami", headers=_auth(issued["token"]))
-                assert who.status == 401
-        finally:
-            stop.set()
-            await task
-        url = hub.http_url
-    async with aiohttp.ClientSession() as session:
-        with pytest.raises(aiohttp.ClientConnectionError):
-            await session.get(f"{url}/healthz")
-
-
-def _auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
