@@ -33,8 +33,10 @@ from hub.errors import HubError, UnavailableError
 from hub.logs import get_logger
 from node_agent.cases import local_cases
 from node_agent.directory import AgentDirectory
+from node_agent.disclosure import ContentKeys
 from node_agent.store import AgentStore, InboxRow, OutboxRow, write_files
 from node_agent.transport import HubLink, Inbound
+from node_agent.witness import Witness, witness_inbound, witness_verdict
 from schemas.codec import decode, encode
 from schemas.envelope import ActionMeta, AttachmentMeta, Body, CaseMeta, Header
 from schemas.receipt import Receipt, ReceiptBody
@@ -96,9 +98,15 @@ class Agent:
         store: AgentStore,
         inbox_dir: Path,
         clock: Clock,
+        previous_keys: Sequence[AuthorityKeys] = (),
+        witness: Witness | None = None,
+        content_keys: ContentKeys | None = None,
     ) -> None:
         self.authority = authority
         self.keys = keys
+        self.previous_keys = tuple(previous_keys)  # to open what was sealed before a rotation
+        self.witness = witness  # checks the hub's proofs and cosigns its checkpoints
+        self.content_keys = content_keys  # kept per message, to disclose one later
         self.store = store
         self.inbox_dir = inbox_dir
         self.clock = clock
@@ -131,6 +139,7 @@ class Agent:
         )
         message_id = ids.uuid7()
         now = self.clock.now()
+        content_key = sealing.new_content_key()
         envelope = sealing.seal(
             sender=self.authority,
             sender_keys=self.keys,
@@ -144,17 +153,21 @@ class Agent:
             in_reply_to=outgoing.in_reply_to,
             meta=outgoing.meta,
             action=outgoing.action,
+            content_key=content_key,
         )
         header = decode(envelope.header, Header, what="header")
         linked = outgoing.action.after_consultation if outgoing.action else None
         local_cases(self.store, [outgoing.case_id, linked]).check(header)  # as the hub will
+        payload = encode(envelope)
+        if self.content_keys is not None:
+            self.content_keys.keep(message_id, content_key, payload, None)
         self.store.outbox_add(
             message_id=message_id,
             case_id=outgoing.case_id,
             item="envelope",
             type=outgoing.type,
             recipients=(outgoing.to,),
-            payload=encode(envelope),
+            payload=payload,
             body_text=outgoing.text,
             now=now,
         )
@@ -210,6 +223,8 @@ class Agent:
         verdict = await link.wait_verdict(message_id, wait)
         if verdict is None:
             return SendResult("submitted", message_id, row.case_id)
+        if self.witness is not None:
+            await witness_verdict(self.witness, verdict, row.payload)
         _store_verdict(self.store, verdict, self.clock.now())
         return SendResult(
             verdict.status,
@@ -246,6 +261,8 @@ class Agent:
 
     async def _check(self, inbound: Inbound, directory: AgentDirectory) -> _Checked:
         """Everything but the writes: decode, verify, decrypt, sign the receipt."""
+        if self.witness is not None:
+            await witness_inbound(self.witness, inbound, self.store)
         if (verdict := inbound.verdict) is not None:
             log: dict[str, object] = {
                 "message_id": verdict.message_id,
@@ -268,7 +285,16 @@ class Agent:
             message = (existing, self._receipt(existing, header))
             return _Checked(inbound, "message_replayed", log, message=message)
         await directory.prefetch(header.sender, header.sender_key_id)
-        opened = sealing.open(item, recipient=self.authority, keys=[self.keys], resolver=directory)
+        opened = sealing.open(
+            item,
+            recipient=self.authority,
+            keys=[self.keys, *self.previous_keys],
+            resolver=directory,
+        )
+        if self.content_keys is not None:
+            self.content_keys.keep(
+                header.message_id, opened.content_key, encode(item), delivery.ledger_index
+            )
         row = InboxRow(
             message_id=header.message_id,
             case_id=header.case_id,

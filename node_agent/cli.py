@@ -19,6 +19,7 @@ from hub.keyfiles import read_private
 from hub.runtime import install_stop_signals
 from node_agent.cli_cases import register as register_case_commands
 from node_agent.cli_consent import register as register_consent_commands
+from node_agent.cli_transparency import register as register_transparency_commands
 from node_agent.config import AgentPaths, AgentSettings, load_settings
 from node_agent.identity import card_file, init_agent, nats_public, parse_contact, rotate_keys
 from node_agent.session import authority_id, csv_list, session
@@ -40,6 +41,7 @@ async def cmd_init(args: argparse.Namespace) -> int:
         hub=args.hub,
         suite=args.suite,
         operator_key=args.operator_key,
+        log_key=args.log_key,
         requirements=(
             decode_json(
                 Path(args.requirements).read_bytes(), list[KindRequirements], what="--requirements"
@@ -213,6 +215,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--suite", choices=["mlkem768x25519", "x25519"], default="mlkem768x25519")
     p.add_argument("--operator-key", help="hub operator's public key (hex), pinned")
     p.add_argument("--hub-ca", help="the hub's NATS CA certificate (PEM), pinned: TLS + nkey")
+    p.add_argument("--log-key", help="the hub's checkpoint verifier key (`hub checkpoint --vkey`)")
     p.add_argument("--valid-days", type=int, default=365)
     p.add_argument(
         "--requirements",
@@ -248,6 +251,7 @@ def _parser() -> argparse.ArgumentParser:
 
     register_case_commands(sub, command)
     register_consent_commands(sub, command)
+    register_transparency_commands(sub, command)
 
     p = command("inbox", "what this authority received, decrypted and verified")
     p.add_argument("--json", action="store_true")

@@ -28,6 +28,7 @@ class AgentSettings(msgspec.Struct, frozen=True, kw_only=True):
     operator_key: str | None = None  # hex Ed25519 public key of the hub operator, pinned
     requirements: list[KindRequirements] = []  # published on the card (rec. 7, 9, 21)
     contacts: list[ContactPoint] = []  # published on the card (24/7 ones for urgent requests)
+    log_key: str | None = None  # the hub's checkpoint verifier key (signed-note vkey), pinned
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,11 @@ class AgentPaths:
     def hub_ca(self) -> Path:
         """The hub's TLS CA certificate, pinned at init (``--hub-ca``)."""
         return self.root / "hub-ca.pem"
+
+    @property
+    def learned_log_key(self) -> Path:
+        """The hub's log key learned on first contact, when none was pinned at init."""
+        return self.root / "hub-log.vkey"
 
 
 def load_settings(paths: AgentPaths) -> AgentSettings:

@@ -19,6 +19,7 @@ from hub.crypto.tls import load_ca
 from hub.errors import ValidationError
 from hub.gateway.nats_security import ClientCredentials, NatsIdentity
 from hub.keyfiles import read_private, write_private
+from hub.ledger.transparency import LogVerifier
 from node_agent.config import AgentPaths, AgentSettings, save_settings
 from node_agent.store import AgentStore
 from schemas.codec import decode
@@ -93,6 +94,8 @@ def init_agent(
     card_file(settings, keys, now=now)  # validates every card field before anything is written
     write_private(paths.keys, keys.to_bytes())
     write_private(paths.nats_seed, NatsIdentity.generate(settings.id).seed)
+    if settings.log_key is not None:
+        LogVerifier(settings.log_key)  # a malformed key is refused before anything is written
     if hub_ca is not None:
         load_ca(hub_ca)  # refuse a file that is not a certificate before writing anything else
         paths.hub_ca.write_bytes(hub_ca)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,9 +16,11 @@ from hub.keyfiles import read_private
 from node_agent.agent import Agent
 from node_agent.config import AgentPaths, AgentSettings, load_settings
 from node_agent.directory import AgentDirectory
-from node_agent.identity import nats_credentials
+from node_agent.disclosure import ContentKeys
+from node_agent.identity import nats_credentials, previous_keys
 from node_agent.store import AgentStore
 from node_agent.transport import HubLink
+from node_agent.witnessing import open_witness
 from schemas.common import AUTHORITY_ID_PATTERN, is_authority_id
 
 __all__ = ["Session", "authority_id", "csv_list", "iso_datetime", "session"]
@@ -54,6 +56,7 @@ async def session(args: argparse.Namespace, *, need_hub: bool) -> AsyncIterator[
     keys = AuthorityKeys.from_bytes(read_private(paths.keys))
     store = AgentStore(paths.database)
     link: HubLink | None = None
+    closers: list[Callable[[], None]] = []
     try:
         url = getattr(args, "hub", None) or settings.hub
         try:
@@ -67,18 +70,28 @@ async def session(args: argparse.Namespace, *, need_hub: bool) -> AsyncIterator[
             if need_hub:
                 raise
         operator = bytes.fromhex(settings.operator_key) if settings.operator_key else None
+        witness = None if link is None else await open_witness(paths, settings, keys, link.nc)
+        content_keys = ContentKeys(paths.database)
+        closers.append(content_keys.close)
+        if witness is not None:
+            closers.append(witness.store.close)
         agent = Agent(
             authority=settings.id,
             keys=keys,
             store=store,
             inbox_dir=paths.inbox,
             clock=SystemClock(),
+            previous_keys=previous_keys(paths),
+            witness=witness,
+            content_keys=content_keys,
         )
         directory = AgentDirectory(store, link, operator, paths.directory_snapshot)
         yield Session(settings, agent, store, link, directory)
     finally:
         if link is not None:
             await link.close()
+        for close in closers:
+            close()
         store.close()
 
 

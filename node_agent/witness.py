@@ -14,6 +14,7 @@ add up.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,16 +25,32 @@ from nats.aio.client import Client as NatsClient
 
 from hub import subjects
 from hub.crypto.checkpoint import cosign_with
+from hub.crypto.digest import sha256
 from hub.crypto.keys import AuthorityKeys
 from hub.errors import HubError, UnavailableError, VerificationError
 from hub.ledger.merkle import leaf_hash, verify_consistency, verify_inclusion
-from hub.ledger.transparency import SignedCheckpoint, TransparencyLog
+from hub.ledger.transparency import LogVerifier, SignedCheckpoint
 from hub.logs import get_logger
+from node_agent.store import AgentStore
+from node_agent.transport import Inbound
 from schemas.codec import decode, encode
-from schemas.ledger import LedgerEntry
+from schemas.envelope import Envelope
+from schemas.ledger import EnvelopeRecorded, LedgerEntry, ReceiptRecorded, SubmissionRejected
+from schemas.receipt import Receipt
 from schemas.transparency import ConsistencyRequest, CosignatureSubmission, TransparencyReply
+from schemas.transport import Verdict
 
-__all__ = ["Alarm", "TransparencyAlarm", "Witness", "WitnessStore", "check_inclusion"]
+__all__ = [
+    "Alarm",
+    "TransparencyAlarm",
+    "Witness",
+    "WitnessStore",
+    "check_inclusion",
+    "matches_item",
+    "matches_submission",
+    "witness_inbound",
+    "witness_verdict",
+]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS witness_checkpoints (
@@ -50,6 +67,9 @@ CREATE TABLE IF NOT EXISTS witness_alarms (
 );
 """
 _REQUEST_TIMEOUT_S = 5.0
+# Every checkpoint seen is checked; cosigning the newest once a second is plenty for the hub to
+# serve fresh cosignatures, and keeps a busy agent from doubling its requests.
+_COSIGN_EVERY_S = 1.0
 
 
 class TransparencyAlarm(VerificationError):
@@ -100,7 +120,7 @@ class WitnessStore:
 
 
 def check_inclusion(
-    log: TransparencyLog,
+    log: LogVerifier,
     *,
     entry: bytes,
     index: int,
@@ -133,10 +153,13 @@ class Witness:
         self,
         authority: str,
         keys: AuthorityKeys,
-        log: TransparencyLog,
+        log: LogVerifier,
         store: WitnessStore,
         clock: Callable[[], datetime],
+        nc: NatsClient,
     ) -> None:
+        self._nc = nc
+        self._last_cosign = -_COSIGN_EVERY_S
         self._authority = authority
         self._keys = keys
         self.log = log
@@ -150,7 +173,6 @@ class Witness:
 
     async def observe(
         self,
-        nc: NatsClient,
         *,
         entry: bytes | None,
         index: int | None,
@@ -165,7 +187,7 @@ class Witness:
             checkpoint = check_inclusion(
                 self.log, entry=entry, index=index, note=note, proof=proof, expected=expected
             )
-            await self._advance(nc, checkpoint)
+            await self._advance(self._nc, checkpoint)
         except TransparencyAlarm as e:
             self.alarm(e)
             return False
@@ -199,7 +221,8 @@ class Witness:
             ) from e
         if checkpoint.size > size:
             self.store.keep(checkpoint, self._now())
-            await self._cosign(nc, checkpoint)
+            if time.monotonic() - self._last_cosign >= _COSIGN_EVERY_S:
+                await self._cosign(nc, checkpoint)
 
     async def _request(self, nc: NatsClient, subject: str, payload: bytes) -> TransparencyReply:
         try:
@@ -218,6 +241,7 @@ class Witness:
         return reply.proof.hashes
 
     async def _cosign(self, nc: NatsClient, checkpoint: SignedCheckpoint) -> None:
+        self._last_cosign = time.monotonic()
         line = cosign_with(
             checkpoint.text,
             self._authority,
@@ -229,3 +253,61 @@ class Witness:
         reply = await self._request(nc, subjects.hub_cosign(self._authority), submission)
         if reply.status != "ok":
             self._log.warning("cosignature_refused", size=checkpoint.size, detail=reply.detail)
+
+
+def matches_submission(entry: LedgerEntry, payload: bytes) -> bool:
+    """Does ``entry`` record exactly the submission whose bytes are ``payload``?"""
+    event = entry.event
+    if isinstance(event, SubmissionRejected):
+        return event.submission_digest == sha256(payload)
+    try:
+        item = decode(payload, Envelope | Receipt, what="submission")
+    except HubError:
+        return False
+    return matches_item(entry, item)
+
+
+def matches_item(entry: LedgerEntry, item: Envelope | Receipt) -> bool:
+    """Does ``entry`` record exactly this envelope or receipt (signed bytes, signature)?"""
+    event = entry.event
+    if isinstance(item, Envelope):
+        return (
+            isinstance(event, EnvelopeRecorded)
+            and event.header == item.header
+            and event.signature == item.signature
+        )
+    return (
+        isinstance(event, ReceiptRecorded)
+        and event.body == item.body
+        and event.signature == item.signature
+    )
+
+
+async def witness_verdict(witness: Witness, verdict: Verdict, payload: bytes) -> bool:
+    """Check the proof a verdict carries for the submission this agent sent."""
+    return await witness.observe(
+        entry=verdict.entry,
+        index=verdict.ledger_index,
+        note=verdict.checkpoint,
+        proof=verdict.inclusion_proof,
+        expected=lambda entry: matches_submission(entry, payload),
+    )
+
+
+async def witness_inbound(witness: Witness, inbound: Inbound, store: AgentStore) -> bool:
+    """Check the proof an inbound verdict or delivery carries."""
+    if inbound.verdict is not None:
+        row = store.outbox_get(inbound.verdict.message_id or "")
+        if row is None:
+            return True  # not ours to check (an old or foreign verdict)
+        return await witness_verdict(witness, inbound.verdict, row.payload)
+    delivery = inbound.delivery
+    assert delivery is not None
+    item = delivery.item
+    return await witness.observe(
+        entry=delivery.entry,
+        index=delivery.ledger_index,
+        note=delivery.checkpoint,
+        proof=delivery.inclusion_proof,
+        expected=lambda entry: matches_item(entry, item),
+    )

@@ -17,6 +17,7 @@ from nats.aio.client import Client as NatsClient
 from hub import ids, subjects
 from hub.clock import SystemClock
 from hub.crypto.keys import AuthorityKeys, OperatorKey
+from hub.crypto.note import signer_verifier_key
 from hub.gateway.admission import Limits
 from hub.gateway.connection import close as close_connection
 from hub.gateway.connection import connect
@@ -25,14 +26,16 @@ from hub.gateway.nats_server import EmbeddedNats, NatsServerOptions
 from hub.gateway.service import HubService
 from hub.gateway.snapshot import publish_snapshot
 from hub.ledger.store import Ledger, StreamLayout
-from hub.ledger.transparency import new_log_key
+from hub.ledger.transparency import LogVerifier, new_log_key
 from hub.operator import admission_request, revocation_request, submit_admission
 from node_agent.agent import Agent, Attachment, Outgoing, SendResult
 from node_agent.config import AgentPaths, AgentSettings
 from node_agent.directory import AgentDirectory
+from node_agent.disclosure import ContentKeys
 from node_agent.identity import card_file, init_agent, rotate_keys
 from node_agent.store import AgentStore
 from node_agent.transport import HubLink
+from node_agent.witness import Witness, WitnessStore
 from schemas.codec import decode
 from schemas.envelope import CaseMeta
 from schemas.ledger import LedgerEntry
@@ -210,6 +213,19 @@ class AuthorityHarness:
     async def connect(self) -> HubLink:
         if self.link is None:
             self.link = HubLink(await connect(self.hub.url, name=self.id), self.id)
+            database = AgentPaths(self.root).database
+            if self.agent.witness is not None:
+                self.agent.witness.store.close()
+            self.agent.witness = Witness(
+                self.id,
+                self.keys,
+                LogVerifier(signer_verifier_key(self.hub.log_key)),
+                WitnessStore(database),
+                SystemClock().now,
+                self.link.nc,
+            )
+            if self.agent.content_keys is None:
+                self.agent.content_keys = ContentKeys(database)
             operator = self.hub.operator.public
             self.directory = AgentDirectory(self.store, self.link, operator)
         return self.link
@@ -232,6 +248,10 @@ class AuthorityHarness:
 
     async def close(self) -> None:
         await self.stop()
+        if self.agent.witness is not None:
+            self.agent.witness.store.close()
+        if self.agent.content_keys is not None:
+            self.agent.content_keys.close()
         self.store.close()
 
     async def send(self, outgoing: Outgoing, *, wait: float = 10.0) -> SendResult:

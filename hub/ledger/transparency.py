@@ -31,7 +31,7 @@ from hub.crypto.note import key_id as note_key_id
 from hub.errors import ValidationError
 from hub.ledger.merkle import MerkleTree, leaf_hash
 
-__all__ = ["SignedCheckpoint", "TransparencyLog", "new_log_key", "witness_verifier"]
+__all__ = ["LogVerifier", "SignedCheckpoint", "TransparencyLog", "new_log_key", "witness_verifier"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,15 +61,29 @@ def witness_verifier(authority: str, signing_public: bytes) -> NoteVerifier:
     )
 
 
-class TransparencyLog:
-    """The Merkle tree of the ledger and the checkpoints signed over it."""
+class LogVerifier:
+    """What anyone holding only the hub's verifier key checks: its signed checkpoints."""
+
+    def __init__(self, vkey: str) -> None:
+        self.verifier_key = vkey
+        self.verifier = parse_verifier_key(vkey)
+        self.origin = self.verifier.name
+
+    def open(self, note: str) -> SignedCheckpoint:
+        """Verify a note signed by this log's key and parse its checkpoint."""
+        opened = open_note(note, [self.verifier])
+        checkpoint = parse_checkpoint(opened.text)
+        if checkpoint.origin != self.origin:
+            raise ValidationError(f"checkpoint: origin {checkpoint.origin!r} is not this hub's")
+        return SignedCheckpoint(checkpoint.size, checkpoint.root_hash, note)
+
+
+class TransparencyLog(LogVerifier):
+    """The Merkle tree of the ledger and the checkpoints signed over it (the hub's side)."""
 
     def __init__(self, log_key: str) -> None:
-        signer = parse_signer_key(log_key)
-        self.origin = signer.name
-        self._private = signer.private
-        self.verifier_key = signer_verifier_key(log_key)
-        self.verifier = parse_verifier_key(self.verifier_key)
+        super().__init__(signer_verifier_key(log_key))
+        self._private = parse_signer_key(log_key).private
         self.tree = MerkleTree()
         self.latest: SignedCheckpoint | None = None
 
@@ -108,11 +122,3 @@ class TransparencyLog:
         """``stored`` with a witness's cosignature line added, once it verifies."""
         verify_cosignature(stored.text, line, witness)
         return SignedCheckpoint(stored.size, stored.root, add_signatures(stored.note, [line]))
-
-    def open(self, note: str) -> SignedCheckpoint:
-        """Verify a note signed by this log's key and parse its checkpoint."""
-        opened = open_note(note, [self.verifier])
-        checkpoint = parse_checkpoint(opened.text)
-        if checkpoint.origin != self.origin:
-            raise ValidationError(f"checkpoint: origin {checkpoint.origin!r} is not this hub's")
-        return SignedCheckpoint(checkpoint.size, checkpoint.root_hash, note)
