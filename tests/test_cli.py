@@ -330,7 +330,9 @@ def test_transport_refuses_strangers(tmp_path: Path, hub_up: tuple[Path, str, st
     assert "if the hub requires TLS, init with --hub-ca" in refused.stderr
 
 
-def test_checkpoints_proofs_and_audit(tmp_path: Path, hub_up: tuple[Path, str, str]) -> None:
+def test_checkpoints_proofs_and_audit(  # noqa: PLR0915 - one auditor's session, in order
+    tmp_path: Path, hub_up: tuple[Path, str, str]
+) -> None:
     """The verifiable ledger from the command line: checkpoint, proofs, export, replay."""
     import base64
 
@@ -341,9 +343,27 @@ def test_checkpoints_proofs_and_audit(tmp_path: Path, hub_up: tuple[Path, str, s
     for ident in ("XA-MOJ", "XB-MOJ"):
         _agent(tmp_path, ident, hub, url, operator_key)
     a = tmp_path / "XA-MOJ"
-    for _ in range(3):
-        run("node-agent", "request", "submit", "--data", str(a), "--to", "XB-MOJ",
-            "--legal-basis", "untoc-art18")  # fmt: skip
+    body = tmp_path / "facts.txt"
+    body.write_text("The facts of the case, for the court only.")
+    sent = [
+        json.loads(
+            run(
+                "node-agent",
+                "request",
+                "submit",
+                "--data",
+                str(a),
+                "--to",
+                "XB-MOJ",
+                "--legal-basis",
+                "untoc-art18",
+                "--body-file",
+                str(body),
+                "--json",
+            ).stdout
+        )
+        for _ in range(3)
+    ]
     time.sleep(1.2)  # a checkpoint is issued at least once a second
     vkey = run("hub", "checkpoint", "--data", str(hub), "--vkey").stdout.strip()
     note = run("hub", "checkpoint", "--data", str(hub)).stdout
@@ -388,6 +408,17 @@ def test_checkpoints_proofs_and_audit(tmp_path: Path, hub_up: tuple[Path, str, s
     assert "verified: 5 entries" in pinned.stdout
     live = json.loads(run("hub", "audit", "verify", "--data", str(hub), "--json").stdout)
     assert live["ok"] is True
+
+    disclosure = tmp_path / "m.disclosure"
+    run("node-agent", "disclose", "--data", str(a), "--message", sent[1]["message_id"],
+        "--out", str(disclosure))  # fmt: skip
+    shown = json.loads(
+        run("hub", "audit", "check-disclosure", str(disclosure), "--archive", str(archive),
+            "--json").stdout
+    )  # fmt: skip
+    assert (shown["verified"], shown["ledger_index"], shown["sender"]) == (True, 3, "XA-MOJ")
+    assert shown["text"] == "The facts of the case, for the court only."
+    assert "The facts" not in archive.read_text(errors="replace")  # the ledger never held it
 
     data = bytearray(archive.read_bytes())
     marker = data.find(b"untoc-art18")  # inside entry 2's signed header
