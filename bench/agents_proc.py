@@ -23,10 +23,12 @@ from hub.crypto.keys import AuthorityKeys
 from hub.gateway.connection import connect
 from hub.keyfiles import read_private
 from node_agent.agent import Agent
-from node_agent.config import AgentPaths
+from node_agent.config import AgentPaths, AgentSettings
 from node_agent.directory import AgentDirectory
+from node_agent.disclosure import ContentKeys
 from node_agent.store import AgentStore
 from node_agent.transport import HubLink
+from node_agent.witnessing import open_witness
 
 _READY_TIMEOUT_S = 30.0
 
@@ -54,15 +56,22 @@ async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
             paths = AgentPaths(Path(args.root) / authority)
             store = AgentStore(paths.database)
             stores.append(store)
+            keys = AuthorityKeys.from_bytes(read_private(paths.keys))
+            link = HubLink(await connect(args.url, name=f"bench-{authority}"), authority)
+            links.append(link)
+            # As deployed: each agent witnesses the hub's log and keeps content keys.
+            settings = AgentSettings(
+                id=authority, state=authority[:2], name=authority, kinds=["mla"], languages=["en"]
+            )
             agent = Agent(
                 authority=authority,
-                keys=AuthorityKeys.from_bytes(read_private(paths.keys)),
+                keys=keys,
                 store=store,
                 inbox_dir=paths.inbox,
                 clock=SystemClock(),
+                witness=await open_witness(paths, settings, keys, link.nc),
+                content_keys=ContentKeys(paths.database),
             )
-            link = HubLink(await connect(args.url, name=f"bench-{authority}"), authority)
-            links.append(link)
             directory = AgentDirectory(store, link, operator)
             tasks.append(asyncio.create_task(agent.run(link, directory, stop)))
         for link in links:

@@ -131,6 +131,11 @@ TARGETS = (
     Target(
         "projection rebuild >= 150,000 entries/s", "product.projection_rebuild_entries_per_s", 150e3
     ),
+    Target(
+        "audit verify >= 70% of Ed25519 verify on all cores",
+        "ratios.audit_verify_vs_floor",
+        0.70,
+    ),
 )
 
 
@@ -144,6 +149,7 @@ def _fmt(value: Any, unit: str = "") -> str:
 
 _ROWS: tuple[tuple[str, str, str], ...] = (
     ("floor", "JetStream publish, acks one by one (fsync)", "floor.js_publish_sync_fsync_per_s"),
+    ("floor", "Ed25519 verify, all cores", "floor.ed25519_verify_per_s_all_cores"),
     ("floor", "JetStream publish, 256 in flight (fsync)", "floor.js_publish_pipelined_fsync_per_s"),
     ("floor", "JetStream publish, acks one by one (no fsync)", "floor.js_publish_sync_per_s"),
     ("floor", "JetStream publish, 256 in flight (no fsync)", "floor.js_publish_pipelined_per_s"),
@@ -202,7 +208,12 @@ _ROWS: tuple[tuple[str, str, str], ...] = (
     ("product", "HubService.process submissions/s (fsync)", "product.hub_process_per_s"),
     ("product", "HubService.process submissions/s (no fsync)", "product.hub_process_per_s_nofsync"),
     ("product", "projection rebuild entries/s", "product.projection_rebuild_entries_per_s"),
-    ("product", "audit verify entries/s", "product.audit_verify_entries_per_s"),
+    ("product", "audit verify entries/s (all cores)", "product.audit_verify_entries_per_s"),
+    (
+        "product",
+        "audit verify entries/s (1 worker)",
+        "product.audit_verify_entries_per_s_one_worker",
+    ),
 )
 
 

@@ -18,6 +18,7 @@ from hub.console import print_json, table
 from hub.errors import ValidationError
 from hub.gateway.connection import close as close_connection
 from hub.gateway.connection import connect
+from hub.ledger.folding import collector_paused
 from hub.ledger.projections.cases import CaseStatus, status_of
 from hub.ledger.projections.review import bilateral_review
 from hub.ledger.projections.state import HubState
@@ -49,9 +50,10 @@ async def load_state(args: argparse.Namespace) -> HubState:
     try:
         ledger = Ledger(nc.jetstream())
         progress = Progress("reading ledger", await ledger.size())
-        async for index, data in ledger.read():
-            state.apply(decode(data, LedgerEntry, what=f"ledger entry {index}"))
-            progress.update(index + 1)
+        with collector_paused():
+            async for index, data in ledger.read():
+                state.apply(decode(data, LedgerEntry, what=f"ledger entry {index}"))
+                progress.update(index + 1)
         progress.finish()
     finally:
         await close_connection(nc)

@@ -15,7 +15,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from nats.aio.client import Client as NatsClient
+from nats.js.errors import NoKeysError
 
+from hub import subjects
 from hub.audit.archive import ArchiveHeader, ArchiveReader, EntryRecord
 from hub.audit.replay import TrustAnchors
 from hub.audit.runner import aexport_archive, averify_entries, result_json, verify_archive
@@ -28,6 +30,7 @@ from hub.gateway.checkpoints import CheckpointStore
 from hub.gateway.connection import close as close_connection
 from hub.gateway.connection import connect
 from hub.keyfiles import read_private
+from hub.ledger.folding import collector_paused
 from hub.ledger.merkle import MerkleTree, leaf_hash
 from hub.ledger.projections.state import HubState
 from hub.ledger.store import Ledger
@@ -173,7 +176,7 @@ async def cmd_verify(args: argparse.Namespace) -> int:
         bar.update(done)
 
     if args.archive:
-        with Path(args.archive).open("rb") as src:
+        with Path(args.archive).open("rb") as src, collector_paused():
             result = verify_archive(
                 src, pins=_pins(args), witnesses=args.witnesses, progress=progress
             )
@@ -189,6 +192,16 @@ async def cmd_verify(args: argparse.Namespace) -> int:
             notes = await (await CheckpointStore.open(js, _log(paths))).all_notes()
             ledger = Ledger(js)
             total = await ledger.size()
+
+            async def served_directory() -> dict[str, bytes]:
+                """The directory the live hub serves, compared with the one the replay built."""
+                kv = await js.key_value(subjects.DIRECTORY_BUCKET)
+                try:
+                    keys = await kv.keys()
+                except NoKeysError:
+                    return {}
+                return {key: (await kv.get(key)).value or b"" for key in keys}
+
             result = await averify_entries(
                 ledger.read(0, total),
                 anchors,
@@ -196,6 +209,7 @@ async def cmd_verify(args: argparse.Namespace) -> int:
                 total=total,
                 witnesses=args.witnesses,
                 progress=progress,
+                served_directory=served_directory,
             )
     if bar.enabled:
         bar.finish()

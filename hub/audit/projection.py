@@ -5,7 +5,8 @@ The hub materializes its directory projection in the DIRECTORY key-value bucket
 encoded ``AdmittedCard``; a revocation deletes ``card_key(id)`` and writes ``revoked_key(id)``,
 the encoded ``RevokedAuthority``). The replay folds the same entries with the same projection
 code (:meth:`hub.audit.replay.Replayer.directory_projection`); this module compares the two,
-byte for byte. The operator-signed ``snapshot`` is not compared: node agents check it against
+byte for byte. The hub's published ``log_key`` (pinned by auditors themselves) and the
+operator-signed ``snapshot`` are not compared: node agents check it against
 the operator key they pin. Pure (STYLE rule 1): the shell reads the bucket.
 """
 
@@ -49,7 +50,7 @@ def compare_directory(
     ``size`` is the number of entries replayed: served cards admitted at or after it (the hub
     went on while the audit ran) are not compared. Fetch ``served`` after the replay.
     """
-    for key in sorted((set(rebuilt) | set(served)) - {subjects.SNAPSHOT_KEY}):
+    for key in sorted((set(rebuilt) | set(served)) - {subjects.SNAPSHOT_KEY, subjects.LOG_KEY}):
         want, have = rebuilt.get(key), served.get(key)
         if want == have:
             continue

@@ -31,6 +31,7 @@ from hub.errors import HubError, UnavailableError
 from hub.gateway.admission import Accept, Decision, Duplicate, Item, Limits, Reject, admit
 from hub.gateway.checkpoints import CheckpointStore, TransparencyResponder
 from hub.gateway.nats_security import ensure_authority_consumers
+from hub.ledger.folding import collector_paused
 from hub.ledger.projections.directory import Directory, DirectoryRecord
 from hub.ledger.projections.state import HubState
 from hub.ledger.store import (
@@ -135,7 +136,8 @@ class HubService:
             on_entry=on_entry,
             on_admitted=on_admitted,
         )
-        await service.catch_up()
+        with collector_paused():  # the whole ledger at start: see hub.ledger.folding
+            await service.catch_up()
         await service.checkpoints.publish(log.checkpoint())
         # Agents that did not pin the log key at init learn it here (trust on first use).
         await service._directory_kv.put(subjects.LOG_KEY, log.verifier_key.encode())
