@@ -9,7 +9,7 @@ from pathlib import Path
 
 import msgspec
 
-from hub import logs, subjects
+from hub import logs
 from hub.cli_access import register as register_access
 from hub.cli_directory import register as register_directory
 from hub.cli_reports import register as register_reports
@@ -18,11 +18,10 @@ from hub.clock import SystemClock
 from hub.console import EXIT_REFUSED, print_json, run_command, table
 from hub.gateway.connection import close as close_connection
 from hub.gateway.connection import connect
-from hub.gateway.intake_client import IntakeClient
 from hub.ledger.describe import describe
 from hub.ledger.merkle import leaf_hash
 from hub.ledger.store import Ledger
-from hub.operator import admission_request, init_hub, submit_admission
+from hub.operator import admission_request, init_hub, submit_as_operator
 from hub.progress import Progress
 from hub.runtime import install_stop_signals, operator_key, running_hub
 from hub.settings import HubPaths, HubSettings, load_settings, nats_url_for
@@ -72,16 +71,7 @@ async def cmd_admit(args: argparse.Namespace) -> int:
     settings = load_settings(paths)
     made = decode_json(Path(args.card).read_bytes(), CardFile, what=str(args.card))
     request = admission_request(made, operator_key(paths), now=SystemClock().now())
-    nc = await connect(
-        nats_url_for(paths, settings, args.nats),
-        name="mla-hub-admit",
-        credentials=hub_credentials(paths),
-    )
-    client = IntakeClient(nc, subjects.OPERATOR)
-    try:
-        verdict = await submit_admission(client, request, args.wait)
-    finally:
-        await client.close()
+    verdict = await submit_as_operator(paths, settings, request, nats_url=args.nats, wait=args.wait)
     authority = made.readable.id
     if args.json:
         print_json({"authority": authority, **msgspec.to_builtins(verdict)})

@@ -13,17 +13,13 @@ from collections.abc import Callable
 
 import msgspec
 
-from hub import subjects
 from hub.cli_reports import load_state
 from hub.clock import SystemClock
 from hub.console import EXIT_REFUSED, print_json
 from hub.directory_view import directory_view, render
-from hub.gateway.connection import connect
-from hub.gateway.intake_client import IntakeClient
-from hub.operator import revocation_request, submit_admission
+from hub.operator import revocation_request, submit_as_operator
 from hub.runtime import operator_key
-from hub.settings import HubPaths, load_settings, nats_url_for
-from hub.transport_security import hub_credentials
+from hub.settings import HubPaths, load_settings
 from schemas.common import is_authority_id
 
 __all__ = ["register"]
@@ -48,16 +44,7 @@ async def cmd_revoke(args: argparse.Namespace) -> int:
     paths = HubPaths(args.data)
     settings = load_settings(paths)
     request = revocation_request(args.authority, args.reason, operator_key(paths))
-    nc = await connect(
-        nats_url_for(paths, settings, args.nats),
-        name="mla-hub-revoke",
-        credentials=hub_credentials(paths),
-    )
-    client = IntakeClient(nc, subjects.OPERATOR)
-    try:
-        verdict = await submit_admission(client, request, args.wait)
-    finally:
-        await client.close()
+    verdict = await submit_as_operator(paths, settings, request, nats_url=args.nats, wait=args.wait)
     if args.json:
         print_json({"authority": args.authority, **msgspec.to_builtins(verdict)})
     elif verdict.status == "rejected":

@@ -5,20 +5,27 @@ from __future__ import annotations
 import os
 from datetime import datetime
 
-from hub import ids
+from hub import ids, subjects
 from hub.crypto import cards
 from hub.crypto.keys import OperatorKey
 from hub.errors import CardInvalid, UnavailableError, ValidationError
+from hub.gateway.connection import connect
 from hub.gateway.intake_client import IntakeClient
 from hub.keyfiles import write_private
 from hub.ledger.transparency import new_log_key
-from hub.settings import HubPaths, HubSettings, save_settings
-from hub.transport_security import create_transport_security
+from hub.settings import HubPaths, HubSettings, nats_url_for, save_settings
+from hub.transport_security import create_transport_security, hub_credentials
 from schemas.codec import decode, encode
 from schemas.directory import AdmissionRequest, AuthorityCard, CardFile, RevocationRequest
 from schemas.transport import Verdict
 
-__all__ = ["admission_request", "init_hub", "revocation_request", "submit_admission"]
+__all__ = [
+    "submit_as_operator",
+    "admission_request",
+    "init_hub",
+    "revocation_request",
+    "submit_admission",
+]
 
 
 def init_hub(paths: HubPaths, settings: HubSettings, *, now: datetime) -> OperatorKey:
@@ -72,3 +79,24 @@ async def submit_admission(
             f"{what} queued at the hub intake; no verdict yet (is `hub up` running?)"
         )
     return verdict
+
+
+async def submit_as_operator(
+    paths: HubPaths,
+    settings: HubSettings,
+    request: AdmissionRequest | RevocationRequest,
+    *,
+    nats_url: str | None,
+    wait: float,
+) -> Verdict:
+    """Connect as the hub's own user, submit an operator command, return the hub's verdict."""
+    nc = await connect(
+        nats_url_for(paths, settings, nats_url),
+        name="mla-hub-operator",
+        credentials=hub_credentials(paths),
+    )
+    client = IntakeClient(nc, subjects.OPERATOR)
+    try:
+        return await submit_admission(client, request, wait)
+    finally:
+        await client.close()

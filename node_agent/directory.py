@@ -22,6 +22,7 @@ from hub import subjects
 from hub.crypto import cards
 from hub.crypto.envelope import Recipient
 from hub.errors import KeyNotValid, SignatureInvalid, UnavailableError, UnknownSender
+from hub.ledger.projections.directory import check_key_window
 from node_agent.errors import RecipientRevoked, RecipientUnknown
 from node_agent.store import AgentStore
 from node_agent.transport import HubLink
@@ -186,20 +187,22 @@ class AgentDirectory:
         card = self._keys.get((authority, key_id))
         if card is None:
             raise UnknownSender(f"sender: no admitted card of {authority} with key {key_id}")
-        if at < card.valid_from or (card.valid_until is not None and at >= card.valid_until):
-            raise KeyNotValid(f"sender_key_id: key {key_id} of {authority} not valid at {at}")
         status = self._snapshot_keys.get((authority, key_id))
-        if status is not None:
-            if status.retired_at is not None and at >= status.retired_at:
-                raise KeyNotValid(
-                    f"sender_key_id: key {key_id} of {authority} was replaced by key "
-                    f"{status.superseded_by} at {status.retired_at.isoformat()}; signed at {at}"
-                )
-            if status.revoked_at is not None and at >= status.revoked_at:
-                raise KeyNotValid(
-                    f"sender_key_id: {authority} was revoked at {status.revoked_at.isoformat()}; "
-                    f"signed at {at}"
-                )
+        check_key_window(
+            authority,
+            key_id,
+            at,
+            valid_from=card.valid_from,
+            valid_until=card.valid_until,
+            retired_at=status.retired_at if status else None,
+            superseded_by=status.superseded_by if status else None,
+            retired_index=status.retired_index if status else None,
+        )
+        if status is not None and status.revoked_at is not None and at >= status.revoked_at:
+            raise KeyNotValid(
+                f"sender_key_id: {authority} was revoked at {status.revoked_at.isoformat()}; "
+                f"signed at {at}"
+            )
         return card.keys.signing
 
 

@@ -40,7 +40,7 @@ from schemas.directory import (
 )
 from schemas.ledger import AuthorityAdmitted, AuthorityRevoked
 
-__all__ = ["Directory", "DirectoryChange", "DirectoryRecord", "KeyRecord"]
+__all__ = ["check_key_window", "Directory", "DirectoryChange", "DirectoryRecord", "KeyRecord"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,23 +262,17 @@ class Directory:
         record = self._keys.get((authority, key_id))
         if record is None:
             raise KeyNotValid(f"sender_key_id: {authority} has no key {key_id}")
+        check_key_window(
+            authority,
+            key_id,
+            at,
+            valid_from=record.valid_from,
+            valid_until=record.valid_until,
+            retired_at=record.retired_at,
+            superseded_by=record.superseded_by,
+            retired_index=record.retired_index,
+        )
         signed = f"signed at {_when(at)}"
-        if at < record.valid_from:
-            raise KeyNotValid(
-                f"sender_key_id: key {key_id} of {authority} is valid from "
-                f"{_when(record.valid_from)}; {signed}"
-            )
-        if record.valid_until is not None and at >= record.valid_until:
-            raise KeyNotValid(
-                f"sender_key_id: key {key_id} of {authority} expired at "
-                f"{_when(record.valid_until)}; {signed}"
-            )
-        if record.retired_at is not None and at >= record.retired_at:
-            raise KeyNotValid(
-                f"sender_key_id: key {key_id} of {authority} was replaced by key "
-                f"{record.superseded_by} at {_when(record.retired_at)} (ledger index "
-                f"{record.retired_index}); {signed}"
-            )
         revoked = self._revoked.get(authority)
         if revoked is not None and at >= revoked.revoked_at:
             raise Revoked(
@@ -300,3 +294,35 @@ class Directory:
             )
         keys = record.card.keys
         return Recipient(authority, keys.key_id, keys.suite, keys.encryption)
+
+
+def check_key_window(
+    authority: str,
+    key_id: str,
+    at: datetime,
+    *,
+    valid_from: datetime,
+    valid_until: datetime | None,
+    retired_at: datetime | None,
+    superseded_by: str | None,
+    retired_index: int | None = None,
+) -> None:
+    """Raise :class:`KeyNotValid` unless a signature made at ``at`` falls in the key's window:
+    from ``valid_from``, before the card's ``valid_until`` and before the rotation that
+    replaced it (``retired_at``). One rule for the hub, the auditor and the node agent."""
+    signed = f"signed at {_when(at)}"
+    if at < valid_from:
+        raise KeyNotValid(
+            f"sender_key_id: key {key_id} of {authority} is valid from {_when(valid_from)}; "
+            f"{signed}"
+        )
+    if valid_until is not None and at >= valid_until:
+        raise KeyNotValid(
+            f"sender_key_id: key {key_id} of {authority} expired at {_when(valid_until)}; {signed}"
+        )
+    if retired_at is not None and at >= retired_at:
+        where = "" if retired_index is None else f" (ledger index {retired_index})"
+        raise KeyNotValid(
+            f"sender_key_id: key {key_id} of {authority} was replaced by key {superseded_by} at "
+            f"{_when(retired_at)}{where}; {signed}"
+        )
