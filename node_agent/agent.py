@@ -367,6 +367,8 @@ class Agent:
         finally:
             sender.cancel()
             await asyncio.gather(sender, return_exceptions=True)
+            if self.witness is not None:
+                await self.witness.stop()
 
     async def _send_loop(self, link: HubLink) -> None:
         """The one sender of a running agent: flush when something was queued (``_wake``), and

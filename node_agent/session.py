@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -20,10 +22,13 @@ from node_agent.disclosure import ContentKeys
 from node_agent.identity import nats_credentials, previous_keys
 from node_agent.store import AgentStore
 from node_agent.transport import HubLink
+from node_agent.witness import Witness
 from node_agent.witnessing import open_witness
 from schemas.common import AUTHORITY_ID_PATTERN, is_authority_id
 
 __all__ = ["Session", "authority_id", "csv_list", "iso_datetime", "session"]
+
+_SETTLE_S = 5.0
 
 
 def authority_id(value: str) -> str:
@@ -57,6 +62,7 @@ async def session(args: argparse.Namespace, *, need_hub: bool) -> AsyncIterator[
     store = AgentStore(paths.database)
     link: HubLink | None = None
     closers: list[Callable[[], None]] = []
+    witness: Witness | None = None
     try:
         url = getattr(args, "hub", None) or settings.hub
         try:
@@ -70,7 +76,8 @@ async def session(args: argparse.Namespace, *, need_hub: bool) -> AsyncIterator[
             if need_hub:
                 raise
         operator = bytes.fromhex(settings.operator_key) if settings.operator_key else None
-        witness = None if link is None else await open_witness(paths, settings, keys, link.nc)
+        if link is not None:
+            witness = await open_witness(paths, settings, keys, link.nc)
         content_keys = ContentKeys(paths.database)
         closers.append(content_keys.close)
         if witness is not None:
@@ -88,6 +95,10 @@ async def session(args: argparse.Namespace, *, need_hub: bool) -> AsyncIterator[
         directory = AgentDirectory(store, link, operator, paths.directory_snapshot)
         yield Session(settings, agent, store, link, directory)
     finally:
+        if witness is not None:  # what this command was shown is checked before it exits
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(witness.settle(), _SETTLE_S)
+            await witness.stop()
         if link is not None:
             await link.close()
         for close in closers:

@@ -13,6 +13,7 @@ add up.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from collections.abc import Callable
@@ -70,6 +71,7 @@ _REQUEST_TIMEOUT_S = 5.0
 # Every checkpoint seen is checked; cosigning the newest once a second is plenty for the hub to
 # serve fresh cosignatures, and keeps a busy agent from doubling its requests.
 _COSIGN_EVERY_S = 1.0
+_OPENED_KEPT = 256
 
 
 class TransparencyAlarm(VerificationError):
@@ -133,6 +135,18 @@ def check_inclusion(
         checkpoint = log.open(note)  # (1)
     except HubError as e:
         raise TransparencyAlarm(f"checkpoint: {e}") from e
+    return check_entry(checkpoint, entry=entry, index=index, proof=proof, expected=expected)
+
+
+def check_entry(
+    checkpoint: SignedCheckpoint,
+    *,
+    entry: bytes,
+    index: int,
+    proof: list[bytes],
+    expected: Callable[[LedgerEntry], bool],
+) -> SignedCheckpoint:
+    """(2) and (3) of :func:`check_inclusion`, against an already verified checkpoint."""
     try:
         recorded = decode(entry, LedgerEntry, what="ledger entry")
     except HubError as e:
@@ -160,6 +174,9 @@ class Witness:
     ) -> None:
         self._nc = nc
         self._last_cosign = -_COSIGN_EVERY_S
+        self._opened: dict[str, SignedCheckpoint] = {}  # notes whose signature checked out
+        self._pending: dict[int, SignedCheckpoint] = {}  # seen, consistency not checked yet
+        self._worker: asyncio.Task[None] | None = None
         self._authority = authority
         self._keys = keys
         self.log = log
@@ -184,16 +201,68 @@ class Witness:
         if entry is None or index is None or note is None:
             return True  # an older hub without proofs: nothing to check
         try:
-            checkpoint = check_inclusion(
-                self.log, entry=entry, index=index, note=note, proof=proof, expected=expected
-            )
-            await self._advance(self._nc, checkpoint)
+            checkpoint = self._open(note)  # (1), once per checkpoint
+            check_entry(checkpoint, entry=entry, index=index, proof=proof, expected=expected)
+            self._same_size_same_root(checkpoint)
         except TransparencyAlarm as e:
             self.alarm(e)
             return False
-        except UnavailableError as e:  # the hub did not answer: check again on the next item
-            self._log.warning("witness_deferred", detail=str(e))
+        # Consistency with what we hold needs a round trip to the hub: done beside the inbound
+        # flow (never blocking it), for every distinct checkpoint seen, in size order.
+        self._pending.setdefault(checkpoint.size, checkpoint)
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._drain())
         return True
+
+    async def stop(self) -> None:
+        """Stop checking (what is left pending is checked again at the next start)."""
+        if self._worker is not None and not self._worker.done():
+            self._worker.cancel()
+            await asyncio.gather(self._worker, return_exceptions=True)
+
+    async def settle(self) -> None:
+        """Wait until every checkpoint seen so far has been checked (tests, shutdown)."""
+        while self._worker is not None and not self._worker.done():
+            await asyncio.shield(self._worker)
+
+    def _open(self, note: str) -> SignedCheckpoint:
+        opened = self._opened.get(note)
+        if opened is None:
+            try:
+                opened = self.log.open(note)
+            except HubError as e:
+                raise TransparencyAlarm(f"checkpoint: {e}") from e
+            if len(self._opened) >= _OPENED_KEPT:
+                self._opened.clear()
+            self._opened[note] = opened
+        return opened
+
+    def _same_size_same_root(self, checkpoint: SignedCheckpoint) -> None:
+        """Two checkpoints of one size with different roots: a split view, caught at once."""
+        known = self._pending.get(checkpoint.size)
+        latest = self.store.latest()
+        for size, root in (
+            (known.size, known.root) if known else (-1, b""),
+            (latest[0], latest[1]) if latest else (-1, b""),
+        ):
+            if size == checkpoint.size and root != checkpoint.root:
+                raise TransparencyAlarm(
+                    f"split view: two checkpoints of size {size} with different roots "
+                    f"({root.hex()[:16]}... and {checkpoint.root.hex()[:16]}...)"
+                )
+
+    async def _drain(self) -> None:
+        while self._pending:
+            size = min(self._pending)
+            checkpoint = self._pending.pop(size)
+            try:
+                await self._advance(self._nc, checkpoint)
+            except TransparencyAlarm as e:
+                self.alarm(e)
+            except UnavailableError as e:  # the hub did not answer: keep it for the next turn
+                self._pending.setdefault(size, checkpoint)
+                self._log.warning("witness_deferred", detail=str(e))
+                return
 
     async def _advance(self, nc: NatsClient, checkpoint: SignedCheckpoint) -> None:
         latest = self.store.latest()

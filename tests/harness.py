@@ -249,6 +249,7 @@ class AuthorityHarness:
     async def close(self) -> None:
         await self.stop()
         if self.agent.witness is not None:
+            await self.agent.witness.stop()
             self.agent.witness.store.close()
         if self.agent.content_keys is not None:
             self.agent.content_keys.close()
