@@ -32,17 +32,20 @@ __all__ = [
 Results = dict[str, Any]
 
 # JetStream writes one request + its receipt cost today (hub/gateway/service.py), in order.
+# The hub awaits one write per submission in sequence (the ledger append, with the content put
+# in flight beside it); deliveries and verdicts of a whole fetched batch go out together, after
+# the batch's one checkpoint write (KV_CHECKPOINTS, per batch, not counted here).
 WRITES: tuple[tuple[str, str, str, bool], ...] = (
-    # (leg, write, stream, awaited in sequence by the hub's single loop)
+    # (leg, write, stream, awaited in sequence by the hub's loop)
     ("request", "sender publishes the sealed envelope", "SUBMIT", False),
-    ("request", "hub stores sealed bytes (ContentStore.put)", "KV_CONTENT", True),
+    ("request", "hub stores sealed bytes (beside the append)", "KV_CONTENT", False),
     ("request", "hub appends the ledger entry", "LEDGER", True),
-    ("request", "hub delivers to the recipient (one per recipient)", "DELIVER", True),
-    ("request", "hub publishes the verdict to the sender", "VERDICT", True),
+    ("request", "hub delivers to the recipient (batched)", "DELIVER", False),
+    ("request", "hub publishes the verdict to the sender (batched)", "VERDICT", False),
     ("receipt", "recipient publishes the signed receipt", "SUBMIT", False),
     ("receipt", "hub appends the ledger entry", "LEDGER", True),
-    ("receipt", "hub delivers the receipt to the sender", "DELIVER", True),
-    ("receipt", "hub publishes the verdict to the recipient", "VERDICT", True),
+    ("receipt", "hub delivers the receipt to the sender (batched)", "DELIVER", False),
+    ("receipt", "hub publishes the verdict to the recipient (batched)", "VERDICT", False),
 )
 HUB_WRITES_PER_REQUEST_RECEIPT = sum(1 for w in WRITES if w[3])
 
