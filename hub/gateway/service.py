@@ -413,6 +413,8 @@ class HubService:
                 await self.checkpoints.publish(self.log.checkpoint())
             except HubError as e:
                 self._log.warning("checkpoint_deferred", reason=e.code, detail=str(e))
+            except Exception:  # an untyped transport error: the ticker must not die with it
+                self._log.exception("checkpoint_ticker_error")
 
 
 def _verdict(message_id: str, status: str, recorded: _Recorded) -> Verdict:
