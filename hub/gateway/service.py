@@ -32,7 +32,7 @@ from hub.gateway.admission import Accept, Decision, Duplicate, Item, Limits, Rej
 from hub.gateway.checkpoints import CheckpointStore, TransparencyResponder
 from hub.gateway.nats_security import ensure_authority_consumers
 from hub.ledger.folding import collector_paused
-from hub.ledger.projections.directory import Directory, DirectoryRecord
+from hub.ledger.projections.directory import Directory, DirectoryChange, DirectoryRecord
 from hub.ledger.projections.state import HubState
 from hub.ledger.store import (
     ContentStore,
@@ -46,14 +46,20 @@ from hub.ledger.transparency import SignedCheckpoint, TransparencyLog
 from hub.logs import get_logger
 from schemas.codec import decode, encode
 from schemas.directory import RevokedAuthority
-from schemas.ledger import LedgerEntry, LedgerEvent
+from schemas.ledger import AuthorityAdmitted, AuthorityRevoked, LedgerEntry, LedgerEvent
 from schemas.transport import Delivery, Verdict
 
-__all__ = ["HubService"]
+__all__ = ["BatchFailed", "HubService"]
 
 _MAX_CONFLICT_RETRIES = 50
 _DURABLE = "hub"
 _CHECKPOINT_EVERY_S = 1.0
+
+
+class BatchFailed(UnavailableError):
+    """A batched ledger append was not stored; the state was rebuilt from the ledger."""
+
+    code = "batch_failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +110,8 @@ class HubService:
         self._on_admitted = on_admitted
         self.ledger = Ledger(self._js)
         self._batched_changes = False
+        self._pipelining = False
+        self._inflight: list[tuple[asyncio.Future[None], LedgerEntry, DirectoryChange | None]] = []
         self.state = HubState()
         self._log = get_logger("hub.service")
 
@@ -163,15 +171,23 @@ class HubService:
 
     async def _fold(self, entry: LedgerEntry, data: bytes) -> bool:
         """Apply one entry everywhere; True when it changed the directory."""
+        change = self._apply(entry, data)
+        await self._announce(entry, change)
+        return change is not None
+
+    def _apply(self, entry: LedgerEntry, data: bytes) -> DirectoryChange | None:
         change = self.state.apply(entry)
         self.log.append(data)
+        return change
+
+    async def _announce(self, entry: LedgerEntry, change: DirectoryChange | None) -> None:
+        """What follows a durable entry: directory publication, the live feed."""
         if isinstance(change, DirectoryRecord):
             await self._publish_card(change)
         elif change is not None:
             await self._publish_revocation(change)
         if self._on_entry is not None:
             self._on_entry(entry)
-        return change is not None
 
     async def _publish_revocation(self, revoked: RevokedAuthority) -> None:
         """Drop a revoked authority: its ``card.<ID>`` leaves the KV for a ``revoked.<ID>``
@@ -284,18 +300,54 @@ class HubService:
     async def _append(
         self, event: LedgerEvent, dedup_id: str, alongside: Awaitable[None] | None = None
     ) -> _Recorded:
+        """Append ``event`` at the next index. Inside a batch (``_pipelining``) the append is
+        only started: the entry is folded at once, so the next decision sees it, and
+        :meth:`_confirm` waits for the whole batch's acks. Directory changes (which reload the
+        NATS configuration) and single submissions wait for their own ack."""
         entry = LedgerEntry(index=self.state.next_index, recorded_at=self._clock.now(), event=event)
         data = encode(entry)
-        append = self.ledger.append(data, index=entry.index, dedup_id=dedup_id)
-        if alongside is None:
-            index = await append
+        stored = self._store(data, entry.index, dedup_id, alongside)
+        if not self._pipelining or isinstance(event, AuthorityAdmitted | AuthorityRevoked):
+            await self._confirm()
+            await stored
+            await self._fold(entry, data)
         else:
-            index, _ = await asyncio.gather(append, alongside)
-        if index != entry.index:
-            # The dedup id was already stored (a retried publish): fold it and decide again.
-            raise LedgerConflict(f"ledger: {dedup_id} already stored at index {index}")
-        await self._fold(entry, data)
+            change = self._apply(entry, data)
+            self._inflight.append((asyncio.ensure_future(stored), entry, change))
         return _Recorded(entry.index, entry.recorded_at, data)
+
+    async def _store(
+        self, data: bytes, index: int, dedup_id: str, alongside: Awaitable[None] | None
+    ) -> None:
+        append = self.ledger.append(data, index=index, dedup_id=dedup_id)
+        if alongside is None:
+            got = await append
+        else:
+            got, _ = await asyncio.gather(append, alongside)
+        if got != index:
+            # The dedup id was already stored (a retried publish): fold it and decide again.
+            raise LedgerConflict(f"ledger: {dedup_id} already stored at index {got}")
+
+    async def _confirm(self) -> None:
+        """Wait for every started append; if one failed, the state ran ahead of the ledger:
+        rebuild it from the ledger and fail the batch (its submissions come back)."""
+        inflight, self._inflight = self._inflight, []
+        if not inflight:
+            return
+        results = await asyncio.gather(*(task for task, _, _ in inflight), return_exceptions=True)
+        failed = next((r for r in results if isinstance(r, BaseException)), None)
+        if failed is not None:
+            await self._rebuild()
+            raise BatchFailed(f"ledger: a batched append failed ({failed}); state rebuilt")
+        for _, entry, change in inflight:
+            await self._announce(entry, change)
+
+    async def _rebuild(self) -> None:
+        self._log.warning("state_rebuild", reason="an append of the batch was not stored")
+        self.state = HubState()
+        self.log.reset()
+        with collector_paused():
+            await self.catch_up()
 
     async def _recorded(self, index: int) -> _Recorded:
         data = await self.ledger.get(index)
@@ -380,18 +432,31 @@ class HubService:
 
     async def _handle(self, msgs: Sequence[Msg]) -> None:
         done: list[tuple[Msg, _Outcome]] = []
-        for msg in msgs:
-            intake_sender = msg.subject.split(".", 2)[2] if msg.subject.count(".") >= 2 else ""
-            try:
-                done.append((msg, await self._record(msg.data, intake_sender)))
-            except HubError as e:
-                self._log.error("submission_deferred", reason=e.code, detail=str(e))
+        self._pipelining = True
+        try:
+            for msg in msgs:
+                intake_sender = msg.subject.split(".", 2)[2] if msg.subject.count(".") >= 2 else ""
+                try:
+                    done.append((msg, await self._record(msg.data, intake_sender)))
+                except BatchFailed:
+                    raise  # earlier outcomes of this batch may not be stored: all come back
+                except HubError as e:
+                    self._log.error("submission_deferred", reason=e.code, detail=str(e))
+                    with contextlib.suppress(Exception):
+                        await msg.nak(delay=1.0)
+                except Exception:  # a bug or a transport error we did not type: keep serving
+                    self._log.exception("submission_failed", subject=msg.subject)
+                    with contextlib.suppress(Exception):
+                        await msg.nak(delay=5.0)
+            await self._confirm()
+        except HubError as e:  # a batched append failed: the state was rebuilt; all come back
+            self._log.error("batch_deferred", reason=e.code, detail=str(e), size=len(msgs))
+            for msg in msgs:
                 with contextlib.suppress(Exception):
                     await msg.nak(delay=1.0)
-            except Exception:  # a bug or a transport error we did not type: keep serving
-                self._log.exception("submission_failed", subject=msg.subject)
-                with contextlib.suppress(Exception):
-                    await msg.nak(delay=5.0)
+            return
+        finally:
+            self._pipelining = False
         if not done:
             return
         try:

@@ -94,6 +94,11 @@ class TransparencyLog(LogVerifier):
     def size(self) -> int:
         return self.tree.size
 
+    def reset(self) -> None:
+        """Forget every leaf (before folding the ledger again from entry 0)."""
+        self.tree = MerkleTree()
+        self.latest = None
+
     def append(self, entry: bytes) -> bytes:
         """Add the entry's leaf; returns its leaf hash."""
         leaf = leaf_hash(entry)
