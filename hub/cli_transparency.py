@@ -15,7 +15,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from nats.aio.client import Client as NatsClient
-from nats.js.errors import NoKeysError
 
 from hub import subjects
 from hub.audit.archive import ArchiveHeader, ArchiveReader, EntryRecord
@@ -33,7 +32,7 @@ from hub.keyfiles import read_private
 from hub.ledger.folding import collector_paused
 from hub.ledger.merkle import MerkleTree, leaf_hash
 from hub.ledger.projections.state import HubState
-from hub.ledger.store import Ledger
+from hub.ledger.store import Ledger, kv_items
 from hub.ledger.transparency import TransparencyLog
 from hub.progress import Progress
 from hub.runtime import operator_key
@@ -195,12 +194,7 @@ async def cmd_verify(args: argparse.Namespace) -> int:
 
             async def served_directory() -> dict[str, bytes]:
                 """The directory the live hub serves, compared with the one the replay built."""
-                kv = await js.key_value(subjects.DIRECTORY_BUCKET)
-                try:
-                    keys = await kv.keys()
-                except NoKeysError:
-                    return {}
-                return {key: (await kv.get(key)).value or b"" for key in keys}
+                return await kv_items(await js.key_value(subjects.DIRECTORY_BUCKET))
 
             result = await averify_entries(
                 ledger.read(0, total),

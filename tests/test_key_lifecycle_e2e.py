@@ -3,7 +3,10 @@ case, sealing to a replaced key, revocation; the whole history still verifies af
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
+from nats.js.errors import NoKeysError
 
 from hub import ids, subjects
 from hub.audit.outcome import Report
@@ -164,7 +167,14 @@ class TestRevocation:
         assert hub.service is not None and hub.nc is not None
         assert [r.card.id for r in hub.service.state.directory.authorities()] == [A]
         kv = await hub.nc.jetstream().key_value(subjects.DIRECTORY_BUCKET)
-        served = {key: (await kv.get(key)).value for key in await kv.keys()}
+        keys: list[str] = []
+        for _ in range(20):  # nats-py's kv.keys() says "no keys" if its watcher is slow to start
+            try:
+                keys = await kv.keys()
+                break
+            except NoKeysError:
+                await asyncio.sleep(0.1)
+        served = {key: (await kv.get(key)).value for key in keys}
         assert subjects.card_key(B) not in served
         marker = decode(served[subjects.revoked_key(B)] or b"", RevokedAuthority)
         assert (marker.ledger_index, marker.reason) == (index, "designation withdrawn")

@@ -21,7 +21,6 @@ from nats.js import JetStreamContext
 from nats.js.errors import (
     KeyNotFoundError,
     KeyWrongLastSequenceError,
-    NoKeysError,
     NotFoundError,
 )
 from nats.js.kv import KeyValue
@@ -29,6 +28,7 @@ from nats.js.kv import KeyValue
 from hub import subjects
 from hub.errors import HubError, UnavailableError, UnknownSender, ValidationError
 from hub.ledger.projections.directory import Directory
+from hub.ledger.store import kv_items
 from hub.ledger.transparency import SignedCheckpoint, TransparencyLog, witness_verifier
 from hub.logs import get_logger
 from schemas.codec import decode, encode
@@ -107,15 +107,8 @@ class CheckpointStore:
 
     async def all_notes(self) -> list[str]:
         """Every stored checkpoint note, in issue (size) order."""
-        try:
-            keys = sorted(k for k in await self._kv.keys() if k.startswith("cp."))
-        except NoKeysError:
-            return []
-        notes = []
-        for key in keys:
-            entry = await self._kv.get(key)
-            notes.append((entry.value or b"").decode())
-        return notes
+        items = await kv_items(self._kv)
+        return [items[key].decode() for key in sorted(items) if key.startswith("cp.")]
 
 
 class TransparencyResponder:

@@ -304,11 +304,18 @@ class HubService:
         only started: the entry is folded at once, so the next decision sees it, and
         :meth:`_confirm` waits for the whole batch's acks. Directory changes (which reload the
         NATS configuration) and single submissions wait for their own ack."""
+        sequential = not self._pipelining or isinstance(event, AuthorityAdmitted | AuthorityRevoked)
+        if sequential:
+            await self._confirm()  # what came before is stored first (or the batch fails)
         entry = LedgerEntry(index=self.state.next_index, recorded_at=self._clock.now(), event=event)
         data = encode(entry)
-        stored = self._store(data, entry.index, dedup_id, alongside)
-        if not self._pipelining or isinstance(event, AuthorityAdmitted | AuthorityRevoked):
-            await self._confirm()
+        # Started here, in index order: tasks begin in the order they are made, so the appends
+        # reach the server in index order and each finds its expected last sequence.
+        append = asyncio.ensure_future(
+            self.ledger.append(data, index=entry.index, dedup_id=dedup_id)
+        )
+        stored = self._store(append, entry.index, dedup_id, alongside)
+        if sequential:
             await stored
             await self._fold(entry, data)
         else:
@@ -317,9 +324,12 @@ class HubService:
         return _Recorded(entry.index, entry.recorded_at, data)
 
     async def _store(
-        self, data: bytes, index: int, dedup_id: str, alongside: Awaitable[None] | None
+        self,
+        append: asyncio.Future[int],
+        index: int,
+        dedup_id: str,
+        alongside: Awaitable[None] | None,
     ) -> None:
-        append = self.ledger.append(data, index=index, dedup_id=dedup_id)
         if alongside is None:
             got = await append
         else:

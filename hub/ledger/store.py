@@ -10,6 +10,7 @@ denies delete and purge, so sequences have no holes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -22,6 +23,8 @@ from nats.js.errors import (
     APIError,
     BadRequestError,
     BucketNotFoundError,
+    KeyNotFoundError,
+    NoKeysError,
     NotFoundError,
     ServiceUnavailableError,
 )
@@ -36,6 +39,7 @@ __all__ = [
     "LedgerConflict",
     "StreamLayout",
     "ensure_topology",
+    "kv_items",
     "when_ready",
 ]
 
@@ -226,6 +230,25 @@ class Ledger:
                         break
         finally:
             await sub.unsubscribe()
+
+
+async def kv_items(kv: KeyValue, *, attempts: int = 20) -> dict[str, bytes]:
+    """Every key and value of a bucket. nats-py's ``keys()`` answers "no keys" when its watcher
+    is slow to start, even on a bucket that has some: ask again a few times before believing it.
+    """
+    for attempt in range(attempts):
+        try:
+            keys = await kv.keys()
+            break
+        except NoKeysError:
+            if attempt == attempts - 1:
+                return {}
+            await asyncio.sleep(0.1)
+    items = {}
+    for key in keys:
+        with contextlib.suppress(KeyNotFoundError):  # deleted meanwhile
+            items[key] = (await kv.get(key)).value or b""
+    return items
 
 
 class ContentStore:
