@@ -483,6 +483,8 @@ class HubService:
         """Entries may arrive from other instances: keep the checkpoint at most 1 s behind."""
         while not stop.is_set():
             await asyncio.sleep(_CHECKPOINT_EVERY_S)
+            if self._pipelining:
+                continue  # a batch is in flight: it signs its own checkpoint once confirmed
             try:
                 await self.catch_up()
                 await self.checkpoints.publish(self.log.checkpoint())
