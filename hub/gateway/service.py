@@ -483,11 +483,12 @@ class HubService:
         """Entries may arrive from other instances: keep the checkpoint at most 1 s behind."""
         while not stop.is_set():
             await asyncio.sleep(_CHECKPOINT_EVERY_S)
-            if self._pipelining:
-                continue  # a batch is in flight: it signs its own checkpoint once confirmed
             try:
                 await self.catch_up()
-                await self.checkpoints.publish(self.log.checkpoint())
+                if self._pipelining:
+                    continue  # a batch is in flight: it signs its own checkpoint once confirmed
+                checkpoint = self.log.checkpoint()  # no await since the check above
+                await self.checkpoints.publish(checkpoint)
             except HubError as e:
                 self._log.warning("checkpoint_deferred", reason=e.code, detail=str(e))
             except Exception:  # an untyped transport error: the ticker must not die with it
