@@ -31,7 +31,7 @@ class TestProofsOnAnswers:
 
     async def test_verdict_and_delivery_carry_inclusion_proofs(self, hub: HubHarness) -> None:
         a = await hub.authority("XA-MOJ")
-        b = await hub.authority("XB-MOJ")
+        await hub.authority("XB-MOJ")
         message_id, status = await a.send_request("XB-MOJ")
         assert status == "accepted"
         assert hub.nc is not None
@@ -74,7 +74,6 @@ class TestProofsOnAnswers:
                 verdict.inclusion_proof,
                 checkpoint.root,
             )
-        del b
 
 
 class TestRequests:
