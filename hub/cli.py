@@ -11,6 +11,7 @@ import msgspec
 
 from hub import logs
 from hub.cli_access import register as register_access
+from hub.cli_accreditation import register as register_accreditation
 from hub.cli_directory import register as register_directory
 from hub.cli_reports import register as register_reports
 from hub.cli_transparency import register as register_transparency
@@ -172,6 +173,7 @@ def _parser() -> argparse.ArgumentParser:
     register_directory(sub, command)
     register_transparency(sub, command)
     register_access(sub, command)
+    register_accreditation(sub, command)
     return parser
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "AccessRefused",
+    "AccreditationInvalid",
     "AttachmentMismatch",
     "CardInvalid",
     "ConflictError",
@@ -89,6 +90,13 @@ class CardInvalid(ValidationError):
     """An authority card that cannot be admitted (bad self-signature, bad fields, expired)."""
 
     code = "card_invalid"
+
+
+class AccreditationInvalid(ValidationError):
+    """An access statement the hub cannot record (unknown or reused accreditation id, a term
+    beyond the consent's, a party not admitted)."""
+
+    code = "accreditation_invalid"
 
 
 class InvalidTransition(ValidationError):

@@ -1,4 +1,5 @@
-"""The operator's actions: create a hub's identity, admit authority cards, revoke authorities."""
+"""The operator's actions: create a hub's identity, admit authority cards, revoke authorities,
+accredit liaison officers and auditors (each a signed command the hub records in the ledger)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,13 @@ from hub.keyfiles import write_private
 from hub.ledger.transparency import new_log_key
 from hub.settings import HubPaths, HubSettings, nats_url_for, save_settings
 from hub.transport_security import create_transport_security, hub_credentials
+from schemas.access import AccessRequest
 from schemas.codec import decode, encode
 from schemas.directory import AdmissionRequest, AuthorityCard, CardFile, RevocationRequest
 from schemas.transport import Verdict
 
 __all__ = [
+    "OperatorCommand",
     "submit_as_operator",
     "admission_request",
     "init_hub",
@@ -66,12 +69,17 @@ def revocation_request(authority: str, reason: str, operator: OperatorKey) -> Re
     return request
 
 
-async def submit_admission(
-    client: IntakeClient, request: AdmissionRequest | RevocationRequest, wait: float
-) -> Verdict:
-    """Hand an operator command (admission or revocation) to the hub's intake and wait for the
-    hub's verdict."""
-    what = "admission" if isinstance(request, AdmissionRequest) else "revocation"
+OperatorCommand = AdmissionRequest | RevocationRequest | AccessRequest
+
+
+async def submit_admission(client: IntakeClient, request: OperatorCommand, wait: float) -> Verdict:
+    """Hand an operator command (admission, revocation, access statement) to the hub's intake
+    and wait for the hub's verdict."""
+    what = {
+        AdmissionRequest: "admission",
+        RevocationRequest: "revocation",
+        AccessRequest: "access statement",
+    }[type(request)]
     await client.publish(request.request_id, encode(request))
     verdict = await client.wait_verdict(request.request_id, wait)
     if verdict is None:
@@ -84,7 +92,7 @@ async def submit_admission(
 async def submit_as_operator(
     paths: HubPaths,
     settings: HubSettings,
-    request: AdmissionRequest | RevocationRequest,
+    request: OperatorCommand,
     *,
     nats_url: str | None,
     wait: float,

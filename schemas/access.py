@@ -1,9 +1,15 @@
-"""Access to the hub's read API: liaison consents and bearer-token records (DESIGN.md 7; issue 5).
+"""Access to the hub's read API: consents, accreditations and bearer tokens (DESIGN.md 7; issue 5).
 
 A liaison officer (resolution 7/4 rec. 16) is accredited by the hub operator on the signed
 consent of the officer's home authority: ``LiaisonConsent`` is signed by the home authority's
 Ed25519 key over its canonical bytes (``SignedConsent.consent``, never re-encoded), and the hub
-checks it against that authority's key in the directory before it issues a token.
+checks it against that authority's key in the directory.
+
+Accreditations are ledger events, like admissions: the operator signs an ``AccessStatement``
+(a liaison accreditation, an auditor admission, or the revocation of either) and submits it in
+an ``AccessRequest`` on the operator intake; the hub checks it and records it as
+``AccessRecorded``. Every token of a liaison officer or auditor names its accreditation and
+stops working when the ledger says the accreditation ended.
 
 Bearer tokens are stored by the hub as ``AccessToken`` records holding only the SHA-256 of the
 secret; the secret is printed once, when it is issued.
@@ -18,11 +24,16 @@ import msgspec
 
 from schemas.codec import Strict
 from schemas.common import AuthorityId, Digest, MessageId
-from schemas.directory import KeyId
+from schemas.directory import KeyId, PublicKeys
 
 __all__ = [
     "ROLES",
+    "AccessRequest",
+    "AccessRevocation",
+    "AccessStatement",
     "AccessToken",
+    "AuditorAccreditation",
+    "LiaisonAccreditation",
     "ConsentFile",
     "LiaisonConsent",
     "OfficerId",
@@ -60,6 +71,9 @@ class LiaisonConsent(Strict, frozen=True, kw_only=True, tag="mla.access.liaison_
     key_id: KeyId  # the home authority's signing key that signed this consent
     issued_at: datetime
     valid_until: datetime
+    # The officer's own public keys, vouched for by the home authority: with them the home
+    # authority may seal its messages of the pair's cases to the officer too.
+    officer_keys: PublicKeys | None = None
 
 
 class SignedConsent(Strict, frozen=True, kw_only=True, tag="mla.access.signed_consent.v1"):
@@ -77,6 +91,52 @@ class ConsentFile(Strict, frozen=True, kw_only=True, tag="mla.access.consent_fil
 
     signed: SignedConsent
     readable: LiaisonConsent
+
+
+Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+
+
+class LiaisonAccreditation(Strict, frozen=True, kw_only=True, tag="mla.access.liaison.v1"):
+    """The operator accredits the officer of ``consent`` for the pair it names, until
+    ``valid_until`` (no later than the consent's own end)."""
+
+    accreditation_id: MessageId
+    consent: SignedConsent
+    issued_at: datetime
+    valid_until: datetime
+
+
+class AuditorAccreditation(Strict, frozen=True, kw_only=True, tag="mla.access.auditor.v1"):
+    """The operator admits an auditor: the whole ledger's metadata and checkpoints, no content."""
+
+    accreditation_id: MessageId
+    auditor: OfficerId
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    organisation: Annotated[str, msgspec.Meta(max_length=200)] = ""
+    issued_at: datetime
+    valid_until: datetime
+
+
+class AccessRevocation(Strict, frozen=True, kw_only=True, tag="mla.access.revocation.v1"):
+    """The operator ends an accreditation (liaison or auditor) before its term."""
+
+    accreditation_id: MessageId
+    reason: Reason
+    issued_at: datetime
+
+
+AccessStatement = LiaisonAccreditation | AuditorAccreditation | AccessRevocation
+
+
+class AccessRequest(Strict, frozen=True, kw_only=True, tag="mla.access.request.v1"):
+    """An operator's access statement (canonical bytes) and signature, for the operator intake.
+
+    Signature: Ed25519(operator, "mla-hub/v1/access" 0x00 || statement bytes).
+    """
+
+    request_id: MessageId
+    statement: bytes
+    operator_signature: bytes
 
 
 class AccessToken(Strict, frozen=True, kw_only=True, tag="mla.access.token.v1"):
@@ -99,6 +159,7 @@ class AccessToken(Strict, frozen=True, kw_only=True, tag="mla.access.token.v1"):
     expires_at: datetime
     revoked_at: datetime | None = None
     consent_digest: Digest | None = None  # SHA-256 of the signed consent bytes (liaison)
+    accreditation_id: MessageId | None = None  # liaison and auditor: the ledger's accreditation
 
 
 class TokenFile(Strict, frozen=True, kw_only=True, tag="mla.access.token_file.v1"):

@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from schemas.access import ConsentFile, TokenFile
+from schemas.access import AccessRequest, ConsentFile, TokenFile
 from schemas.directory import AdmittedCard, CardFile, DirectorySnapshot, SignedSnapshot
 from schemas.disclosure import Disclosure
 from schemas.envelope import Body, Envelope, Header
@@ -44,6 +44,7 @@ DOCUMENTS: dict[str, Any] = {
     "disclosure": Disclosure,
     "liaison-consent-file": ConsentFile,
     "access-token-file": TokenFile,
+    "access-request": AccessRequest,
 }
 
 

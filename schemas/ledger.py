@@ -19,6 +19,7 @@ from schemas.common import AuthorityId, Digest, MessageId
 from schemas.directory import SignedCard
 
 __all__ = [
+    "AccessRecorded",
     "AuthorityAdmitted",
     "AuthorityRevoked",
     "EnvelopeRecorded",
@@ -84,8 +85,22 @@ class AuthorityRevoked(Strict, frozen=True, kw_only=True, tag="mla.ledger.author
     operator_signature: bytes
 
 
+class AccessRecorded(Strict, frozen=True, kw_only=True, tag="mla.ledger.access.v1"):
+    """The operator's signed access statement (``schemas.access.AccessStatement`` bytes): a
+    liaison officer accredited, an auditor admitted, or an accreditation revoked."""
+
+    statement: bytes
+    operator_key: Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
+    operator_signature: bytes
+
+
 LedgerEvent = (
-    EnvelopeRecorded | ReceiptRecorded | SubmissionRejected | AuthorityAdmitted | AuthorityRevoked
+    EnvelopeRecorded
+    | ReceiptRecorded
+    | SubmissionRejected
+    | AuthorityAdmitted
+    | AuthorityRevoked
+    | AccessRecorded
 )
 
 

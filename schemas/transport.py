@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
+from schemas.access import AccessRequest
 from schemas.codec import Strict
 from schemas.common import MessageId
 from schemas.directory import AdmissionRequest, RevocationRequest
@@ -13,7 +14,7 @@ from schemas.receipt import Receipt
 
 __all__ = ["Delivery", "Submission", "Verdict"]
 
-Submission = Envelope | Receipt | AdmissionRequest | RevocationRequest
+Submission = Envelope | Receipt | AdmissionRequest | RevocationRequest | AccessRequest
 
 
 class Delivery(Strict, frozen=True, kw_only=True, tag="mla.transport.delivery.v1"):

@@ -16,6 +16,7 @@ from nats.aio.client import Client as NatsClient
 
 from hub import ids, subjects
 from hub.clock import SystemClock
+from hub.crypto.access import sign_statement
 from hub.crypto.keys import AuthorityKeys, OperatorKey
 from hub.crypto.note import signer_verifier_key
 from hub.gateway.admission import Limits
@@ -36,6 +37,7 @@ from node_agent.identity import card_file, init_agent, rotate_keys
 from node_agent.store import AgentStore
 from node_agent.transport import HubLink
 from node_agent.witness import Witness, WitnessStore
+from schemas.access import AccessStatement
 from schemas.codec import decode
 from schemas.envelope import CaseMeta
 from schemas.ledger import LedgerEntry
@@ -147,6 +149,13 @@ class HubHarness:
         """``hub revoke``: the operator's signed revocation, through the intake."""
         assert self.nc is not None
         request = revocation_request(authority_id, reason, self.operator)
+        return await submit_admission(IntakeClient(self.nc, subjects.OPERATOR), request, 10.0)
+
+    async def record_access(self, statement: AccessStatement) -> Verdict:
+        """``hub liaison accredit`` / ``hub auditor admit`` / their revocations, minus the
+        token: the operator's signed statement, through the intake."""
+        assert self.nc is not None
+        request = sign_statement(statement, self.operator)
         return await submit_admission(IntakeClient(self.nc, subjects.OPERATOR), request, 10.0)
 
     async def publish_snapshot(self) -> None:

@@ -53,6 +53,7 @@ class Principal:
     officer: str | None = None
     home: str | None = None
     host: str | None = None
+    accreditation_id: str | None = None  # liaison, auditor: ends when the ledger ends it
 
     @property
     def sees_everything(self) -> bool:
@@ -117,4 +118,5 @@ def principal_of(token: AccessToken) -> Principal:
         officer=token.officer,
         home=token.home,
         host=token.host,
+        accreditation_id=token.accreditation_id,
     )

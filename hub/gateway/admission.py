@@ -3,8 +3,8 @@
 ``admit`` runs a numbered checklist and returns a decision for the service to carry out:
 
 1. size within limits (before any decoding)
-2. decodes as a known submission (envelope, receipt, operator admission or revocation);
-   version accepted
+2. decodes as a known submission (envelope, receipt, or an operator command: admission,
+   revocation, access statement; those follow ``hub.gateway.operator_rules``); version accepted
 3. the intake subject's sender is the one the submission names
 4. parties admitted; sender time not in the future (beyond the allowed clock skew)
 5. signature (sender key valid at signing time; for a rotated card, the rotation signature by
@@ -21,95 +21,36 @@ Every failure becomes a ``Reject`` holding the typed reason sent back to the sen
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from hub import subjects
 from hub.crypto import _primitives as p
-from hub.crypto import cards, receipts
+from hub.crypto import receipts
 from hub.crypto.envelope import record_of, verify_envelope
 from hub.errors import (
-    CardInvalid,
     DigestMismatch,
     HubError,
     NotARecipient,
     Revoked,
     SenderMismatch,
-    SignatureInvalid,
     StaleRecipientKey,
     TooLarge,
     UnknownMessage,
     UnknownRecipient,
     ValidationError,
 )
+from hub.gateway.decisions import Accept, Decision, Duplicate, Item, Limits, Reject
+from hub.gateway.operator_rules import admit_access, admit_card, admit_revocation
 from hub.ledger.projections.state import HubState
+from schemas.access import AccessRequest
 from schemas.codec import decode
 from schemas.common import UUID_RE
-from schemas.directory import AdmissionRequest, RevocationRequest
+from schemas.directory import RevocationRequest
 from schemas.envelope import Envelope, Header
-from schemas.ledger import (
-    AuthorityAdmitted,
-    AuthorityRevoked,
-    LedgerEvent,
-    ReceiptRecorded,
-    SubmissionRejected,
-)
+from schemas.ledger import ReceiptRecorded, SubmissionRejected
 from schemas.receipt import Receipt
 from schemas.transport import Submission
 
-__all__ = ["Accept", "Decision", "Duplicate", "Limits", "Reject", "admit"]
-
-Item = Envelope | Receipt
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    max_submission_bytes: int = 4 * 1024 * 1024
-    max_clock_skew: timedelta = timedelta(minutes=5)
-
-
-@dataclass(frozen=True, slots=True)
-class Accept:
-    """Record ``event``; store ``content`` under ``content_digest``; deliver; answer the sender."""
-
-    event: LedgerEvent
-    dedup_id: str
-    message_id: str
-    reply_to: str
-    content_digest: bytes | None = None
-    content: bytes | None = None
-    deliveries: tuple[tuple[str, Item], ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Duplicate:
-    """Already recorded at ``ledger_index``: answer again and redeliver, record nothing.
-
-    ``content`` is set for an envelope: storing it again repairs a crash that happened after
-    the ledger append but before the content store had it.
-    """
-
-    message_id: str
-    reply_to: str
-    ledger_index: int
-    deliveries: tuple[tuple[str, Item], ...] = ()
-    content_digest: bytes | None = None
-    content: bytes | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Reject:
-    """Refused with ``error``; ``recorded_index`` is set when this exact rejection is on record."""
-
-    message_id: str | None
-    reply_to: str
-    error: HubError
-    event: SubmissionRejected
-    dedup_id: str
-    recorded_index: int | None = None
-
-
-Decision = Accept | Duplicate | Reject
+__all__ = ["Accept", "Decision", "Duplicate", "Item", "Limits", "Reject", "admit"]
 
 
 def admit(
@@ -137,8 +78,12 @@ def admit(
             return _admit_receipt(submission, intake_sender, state)
         message_id = submission.request_id
         if isinstance(submission, RevocationRequest):
-            return _admit_revocation(submission, intake_sender, state, operator_key)
-        return _admit_card(submission, intake_sender, state, now, operator_key)
+            return admit_revocation(submission, intake_sender, state, operator_key)
+        if isinstance(submission, AccessRequest):
+            return admit_access(
+                submission, intake_sender, state, now, operator_key, limits.max_clock_skew
+            )
+        return admit_card(submission, intake_sender, state, now, operator_key)
     except HubError as error:
         return _reject(raw, intake_sender, message_id or _guess_id(raw), error, state)
 
@@ -214,72 +159,6 @@ def _admit_receipt(receipt: Receipt, intake_sender: str, state: HubState) -> Dec
         message_id=body.receipt_id,
         reply_to=intake_sender,
         deliveries=deliveries,
-    )
-
-
-def _admit_card(
-    request: AdmissionRequest,
-    intake_sender: str,
-    state: HubState,
-    now: datetime,
-    operator_key: bytes,
-) -> Decision:
-    if intake_sender != subjects.OPERATOR:  # (3)
-        raise SenderMismatch("submission: only the operator may admit authorities")
-    try:
-        cards.verify_admission(request.signed, operator_key, request.operator_signature)  # (5)
-    except SignatureInvalid as e:
-        raise SignatureInvalid("operator_signature: not made by this hub's operator key") from e
-    card = cards.open_card(request.signed)
-    if card.valid_until is not None and card.valid_until <= now:
-        raise CardInvalid(f"valid_until: the card expired at {card.valid_until.isoformat()}")
-    previous_key = state.directory.check_card(card, request.signed)  # revoked; rotation rules
-    if previous_key is not None:
-        cards.verify_rotation(request.signed, previous_key)  # (5)
-    current = state.directory.get(card.id)  # (6)
-    if current is not None and current.admitted.card_digest == cards.card_digest(request.signed):
-        return Duplicate(request.request_id, intake_sender, current.admitted.ledger_index)
-    return Accept(
-        event=AuthorityAdmitted(
-            authority=card.id,
-            signed=request.signed,
-            operator_key=operator_key,
-            operator_signature=request.operator_signature,
-        ),
-        dedup_id=f"admission:{cards.card_digest(request.signed).hex()}",
-        message_id=request.request_id,
-        reply_to=intake_sender,
-    )
-
-
-def _admit_revocation(
-    request: RevocationRequest, intake_sender: str, state: HubState, operator_key: bytes
-) -> Decision:
-    if intake_sender != subjects.OPERATOR:  # (3)
-        raise SenderMismatch("submission: only the operator may revoke authorities")
-    try:  # (5)
-        cards.verify_revocation(
-            request.authority, request.reason, operator_key, request.operator_signature
-        )
-    except SignatureInvalid as e:
-        raise SignatureInvalid("operator_signature: not made by this hub's operator key") from e
-    if state.directory.get(request.authority) is None:  # (4)
-        raise UnknownRecipient(
-            f"authority: {request.authority} is not admitted to the directory", field="authority"
-        )
-    earlier = state.directory.revocation(request.authority)  # (6)
-    if earlier is not None:
-        return Duplicate(request.request_id, intake_sender, earlier.ledger_index)
-    return Accept(
-        event=AuthorityRevoked(
-            authority=request.authority,
-            reason=request.reason,
-            operator_key=operator_key,
-            operator_signature=request.operator_signature,
-        ),
-        dedup_id=f"revocation:{request.authority}",
-        message_id=request.request_id,
-        reply_to=intake_sender,
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol, cast
 
 import msgspec
@@ -143,7 +144,30 @@ async def _edge(
 
 def _principal(request: web.Request) -> Principal:
     deps = request.app[DEPS]
-    return deps.tokens.authenticate(request.headers.get("Authorization"), now=deps.clock.now())
+    now = deps.clock.now()
+    principal = deps.tokens.authenticate(request.headers.get("Authorization"), now=now)
+    reason = _accreditation_ended(deps, principal, now)
+    if reason is not None:
+        raise Unauthenticated(f"authorization: {reason}")
+    return principal
+
+
+def _accreditation_ended(deps: HttpDeps, principal: Principal, now: datetime) -> str | None:
+    """Why a liaison officer's or auditor's accreditation no longer holds (the ledger says)."""
+    if principal.role not in ("liaison", "auditor"):
+        return None
+    if principal.accreditation_id is None:
+        return f"token {principal.token_id} names no accreditation; issue a new one"
+    state = deps.state()
+    return state.access.ended(principal.accreditation_id, now, state.directory)
+
+
+def _still_live(deps: HttpDeps, principal: Principal) -> bool:
+    now = deps.clock.now()
+    return (
+        deps.tokens.still_live(principal.token_id, now=now)
+        and _accreditation_ended(deps, principal, now) is None
+    )
 
 
 def _download(text: str, content_type: str, filename: str) -> web.Response:
@@ -297,8 +321,9 @@ async def _events(request: web.Request) -> web.StreamResponse:
                 change = await asyncio.wait_for(subscription.next(), _KEEPALIVE_S)
             except TimeoutError:
                 change = _KEEPALIVE
-            if not deps.tokens.still_live(principal.token_id, now=deps.clock.now()):
-                await response.write(_wire.sse("revoked", {"detail": "token revoked or expired"}))
+            if not _still_live(deps, principal):
+                detail = "token or accreditation revoked or expired"
+                await response.write(_wire.sse("revoked", {"detail": detail}))
                 break
             if change is None:
                 reason = "overflow" if subscription.overflowed else "shutdown"

@@ -139,13 +139,21 @@ class TokenStore:
         host: str | None = None,
         not_after: datetime | None = None,
         consent_digest: bytes | None = None,
+        accreditation_id: str | None = None,
     ) -> Issued:
         """Mint a token, store its hash, and return the secret (never stored, never logged)."""
         if not timedelta(0) < valid_for <= timedelta(days=_MAX_DAYS):
             raise ValidationError(
                 f"expires: a token is valid for 1 to {_MAX_DAYS} days", field="expires"
             )
-        _check_scope(role, authority=authority, officer=officer, home=home, host=host)
+        _check_scope(
+            role,
+            authority=authority,
+            officer=officer,
+            home=home,
+            host=host,
+            accreditation_id=accreditation_id,
+        )
         expires_at = now + valid_for
         if not_after is not None:
             expires_at = min(expires_at, not_after)
@@ -163,6 +171,7 @@ class TokenStore:
             issued_at=now,
             expires_at=expires_at,
             consent_digest=consent_digest,
+            accreditation_id=accreditation_id,
         )
         # Struct constructors do not check patterns; decoding does (a bad id names its field).
         decode_json(msgspec.json.encode(record), AccessToken, what="token")
@@ -180,19 +189,12 @@ class TokenStore:
                     return tokens[i]
         raise ValidationError(f"--id: no token {token_id}", field="id")
 
-    def revoke_officer(
-        self, officer: str, *, now: datetime, pair: tuple[str, str] | None = None
-    ) -> list[AccessToken]:
-        """Revoke every live token of a liaison officer (optionally for one pair only)."""
+    def revoke_accreditations(self, ids: set[str], *, now: datetime) -> list[AccessToken]:
+        """Revoke every live token issued for one of the accreditations ``ids``."""
         revoked = []
         with self._locked() as tokens:
             for i, record in enumerate(tokens):
-                if (
-                    record.role == "liaison"
-                    and record.officer == officer
-                    and record.revoked_at is None
-                    and (pair is None or (record.home, record.host) == pair)
-                ):
+                if record.accreditation_id in ids and record.revoked_at is None:
                     tokens[i] = msgspec.structs.replace(record, revoked_at=now)
                     revoked.append(tokens[i])
         return revoked
@@ -234,7 +236,14 @@ def _check_scope(
     officer: str | None,
     home: str | None,
     host: str | None,
+    accreditation_id: str | None,
 ) -> None:
+    if (role in ("liaison", "auditor")) != (accreditation_id is not None):
+        raise ValidationError(
+            "accreditation: liaison and auditor tokens, and only they, name the ledger's "
+            "accreditation they stand on",
+            field="accreditation",
+        )
     if role == "authority" and (authority is None or officer or home or host):
         raise ValidationError("--authority: an authority token names exactly its authority")
     if role == "liaison" and not (officer and home and host and home != host and not authority):

@@ -5,11 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from hub.crypto.access import open_statement
 from hub.crypto.cards import card_digest, revocation_transcript
 from hub.crypto.digest import sha256
+from schemas.access import AccessRevocation, AuditorAccreditation, LiaisonConsent
 from schemas.codec import decode
 from schemas.envelope import Header
 from schemas.ledger import (
+    AccessRecorded,
     AuthorityAdmitted,
     AuthorityRevoked,
     EnvelopeRecorded,
@@ -83,6 +86,8 @@ def describe(entry: LedgerEntry) -> EntrySummary:
             sha256(revocation_transcript(event.authority, event.reason)).hex(),
             f"revoked {event.authority}: {event.reason}",
         )
+    if isinstance(event, AccessRecorded):
+        return _describe_access(entry, event)
     assert isinstance(event, AuthorityAdmitted)
     rotated = event.signed.rotation_signature is not None
     return EntrySummary(
@@ -94,4 +99,26 @@ def describe(entry: LedgerEntry) -> EntrySummary:
         None,
         card_digest(event.signed).hex(),
         f"{'admitted new keys of' if rotated else 'admitted'} {event.authority}",
+    )
+
+
+def _describe_access(entry: LedgerEntry, event: AccessRecorded) -> EntrySummary:
+    statement = open_statement(event.statement)
+    if isinstance(statement, AccessRevocation):
+        kind, detail = "access.revoke", f"ended: {statement.reason}"
+    elif isinstance(statement, AuditorAccreditation):
+        kind, detail = "auditor.admit", f"auditor {statement.auditor} ({statement.name})"
+    else:
+        consent = decode(statement.consent.consent, LiaisonConsent, what="consent")
+        kind = "liaison.accredit"
+        detail = f"liaison officer {consent.officer} of {consent.home}, posted with {consent.host}"
+    return EntrySummary(
+        entry.index,
+        entry.recorded_at,
+        kind,
+        "operator",
+        None,
+        statement.accreditation_id,
+        sha256(event.statement).hex(),
+        f"{detail} (accreditation {statement.accreditation_id})",
     )

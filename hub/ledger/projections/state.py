@@ -8,12 +8,14 @@ idempotent per index, so a redelivered entry is never applied twice.
 from __future__ import annotations
 
 from hub.errors import ValidationError
+from hub.ledger.projections.access import Accreditations
 from hub.ledger.projections.cases import Cases
 from hub.ledger.projections.directory import Directory, DirectoryChange
 from hub.ledger.projections.messages import MessageIndex, MessageRecord
 from schemas.codec import decode
 from schemas.envelope import Header
 from schemas.ledger import (
+    AccessRecorded,
     AuthorityAdmitted,
     AuthorityRevoked,
     EnvelopeRecorded,
@@ -27,10 +29,12 @@ __all__ = ["HubState"]
 
 
 class HubState:
-    """Directory, message index and cases, plus the position they reflect (``next_index``)."""
+    """Directory, accreditations, message index and cases, plus the position they reflect
+    (``next_index``)."""
 
     def __init__(self) -> None:
         self.directory = Directory()
+        self.access = Accreditations()
         self.messages = MessageIndex()
         self.cases = Cases()
         self.next_index = 0
@@ -77,5 +81,7 @@ class HubState:
             change = self.directory.apply_admitted(entry.index, entry.recorded_at, event)
         elif isinstance(event, AuthorityRevoked):
             change = self.directory.apply_revoked(entry.index, entry.recorded_at, event)
+        elif isinstance(event, AccessRecorded):
+            self.access.apply(entry.index, entry.recorded_at, event)
         self.next_index = entry.index + 1
         return change

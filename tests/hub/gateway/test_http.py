@@ -22,9 +22,11 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import aiohttp
+import msgspec
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from hub.errors import ValidationError
 from hub.gateway import dashboard
 from hub.gateway.feed import LedgerFeed
 from hub.gateway.http import HttpDeps, create_app
@@ -34,6 +36,7 @@ from hub.ledger.projections.state import HubState
 from hub.settings import HubSettings
 from schemas.codec import decode
 from schemas.ledger import LedgerEntry
+from tests import access_events
 from tests.hub.audit.history import NOW, History, mid, standard
 
 A, B, C = "XA-MOJ", "XB-MOJ", "XC-MOJ"
@@ -78,9 +81,33 @@ class Api:
         self.feed, self.tokens, self.clock = feed, tokens, clock
 
     def token(self, role: str, **scope: str) -> str:
+        """A token of ``role``; a liaison officer's or auditor's accreditation is recorded in
+        the ledger first, as ``hub liaison accredit`` / ``hub auditor admit`` do."""
+        if role == "liaison":
+            accreditation = self.accredit(scope["officer"], scope["home"], scope["host"])
+        elif role == "auditor":
+            accreditation = self.next_id()
+            self.fold(
+                self.history.entry(access_events.recorded(access_events.auditor(accreditation)))
+            )
+        else:
+            accreditation = None
         return self.tokens.issue(
-            role, now=self.clock.now(), valid_for=timedelta(days=1), **scope
-        ).token  # type: ignore[arg-type]
+            role,  # type: ignore[arg-type]
+            now=self.clock.now(),
+            valid_for=timedelta(days=1),
+            accreditation_id=accreditation,
+            **scope,
+        ).token
+
+    def next_id(self) -> str:
+        return self.history._next_id()
+
+    def accredit(self, officer: str, home: str, host: str) -> str:
+        accreditation = self.next_id()
+        statement = access_events.liaison(accreditation, officer, home, host)
+        self.fold(self.history.entry(access_events.recorded(statement)))
+        return accreditation
 
     async def get(self, path: str, token: str | None = None) -> aiohttp.ClientResponse:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -309,6 +336,90 @@ class TestDocuments:
         assert "innerHTML" not in script  # values go in as text only
 
 
+class TestAccreditations:
+    """A liaison officer's or auditor's token holds only while the ledger's accreditation does."""
+
+    async def _refused(self, api: Api, token: str, reason: str) -> None:
+        response = await api.get("/api/v1/whoami", token)
+        assert response.status == 401
+        body = await response.json()
+        assert body["error"] == "unauthenticated"
+        assert reason in body["detail"], body["detail"]
+
+    async def test_revoking_the_accreditation_ends_every_token_at_once(self, api: Api) -> None:
+        first = api.token("liaison", officer="XA-LO-1", home=A, host=B)
+        accreditation = api.state.access.all()[-1].accreditation_id
+        second = api.tokens.issue(
+            "liaison",
+            now=api.clock.now(),
+            valid_for=DAY,
+            officer="XA-LO-1",
+            home=A,
+            host=B,
+            accreditation_id=accreditation,
+        ).token
+        other = api.token("liaison", officer="XA-LO-2", home=A, host=B)
+        statement = access_events.revocation(accreditation, "posting ended")
+        index = api.history.append(access_events.recorded(statement))
+        api.fold(api.history.entries.pop())
+        for token in (first, second):
+            await self._refused(
+                api,
+                token,
+                f"accreditation {accreditation} was revoked at ledger index {index}: posting ended",
+            )
+        assert (await api.get("/api/v1/whoami", other)).status == 200
+
+    async def test_the_accreditation_expires_before_the_token(self, api: Api) -> None:
+        accreditation = api.next_id()
+        until = api.clock.now() + timedelta(hours=2)
+        statement = access_events.liaison(accreditation, "XA-LO-3", A, B, until=until)
+        api.fold(api.history.entry(access_events.recorded(statement)))
+        token = api.tokens.issue(
+            "liaison",
+            now=api.clock.now(),
+            valid_for=timedelta(days=5),
+            officer="XA-LO-3",
+            home=A,
+            host=B,
+            accreditation_id=accreditation,
+        ).token
+        assert (await api.get("/api/v1/whoami", token)).status == 200
+        api.clock.at = until
+        await self._refused(api, token, f"expired at {until.isoformat()}")
+
+    async def test_revoking_the_host_authority_ends_the_liaison(self, api: Api) -> None:
+        liaison = api.token("liaison", officer="XA-LO-1", home=A, host=B)
+        auditor = api.token("auditor")
+        revoked = api.history.append(access_events.authority_revoked(B))
+        api.fold(api.history.entries.pop())
+        await self._refused(api, liaison, f"{B} was revoked at ledger index {revoked}")
+        assert (await api.get("/api/v1/whoami", auditor)).status == 200
+
+    async def test_a_token_naming_no_accreditation_is_refused(self, api: Api) -> None:
+        record = api.tokens.issue(
+            "operator", now=api.clock.now(), valid_for=DAY, label="to be tampered with"
+        )
+        # A token file edited by hand: the role says auditor, nothing in the ledger backs it.
+        forged = msgspec.structs.replace(record.record, role="auditor")
+        with api.tokens._locked() as tokens:
+            tokens[:] = [forged if t.token_id == forged.token_id else t for t in tokens]
+        await self._refused(api, record.token, "names no accreditation")
+        with pytest.raises(ValidationError, match="accreditation: liaison and auditor tokens"):
+            api.tokens.issue("auditor", now=api.clock.now(), valid_for=DAY)
+
+    async def test_an_auditor_reads_the_ledger_until_revoked(self, api: Api) -> None:
+        token = api.token("auditor")
+        accreditation = api.state.access.all()[-1]
+        assert accreditation.role == "auditor" and accreditation.holder == "AUD-1"
+        assert (await api.get("/api/v1/ledger", token)).status == 200
+        rows = await api.json("/api/v1/ledger?limit=1000", token)
+        assert isinstance(rows, list) and rows[-1]["type"] == "auditor.admit"
+        statement = access_events.revocation(accreditation.accreditation_id, "audit closed")
+        api.fold(api.history.entry(access_events.recorded(statement)))
+        await self._refused(api, token, "audit closed")
+
+
 class TestEvents:
     """Server-sent events: scoped status changes, and the end of a revoked token's stream."""
 
@@ -328,6 +439,19 @@ class TestEvents:
         api.tokens.revoke(token.split("_")[1], now=api.clock.now())
         api.fold(api.history.entry(api.history.envelope(A, B, "request.submit", mid(6))))
         assert (await asyncio.wait_for(anext(events), 5))[0] == "revoked"
+        assert await _drained(api.feed)
+
+    async def test_the_stream_ends_when_the_ledger_revokes_the_accreditation(
+        self, api: Api
+    ) -> None:
+        token = api.token("liaison", officer="XA-LO-1", home=A, host=B)
+        accreditation = api.state.access.all()[-1].accreditation_id
+        events = _events(await api.get("/api/v1/events", token))
+        assert (await asyncio.wait_for(anext(events), 5))[0] == "hello"
+        statement = access_events.revocation(accreditation)
+        api.fold(api.history.entry(access_events.recorded(statement)))
+        name, data = await asyncio.wait_for(anext(events), 5)
+        assert (name, data["detail"]) == ("revoked", "token or accreditation revoked or expired")
         assert await _drained(api.feed)
 
 

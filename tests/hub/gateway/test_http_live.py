@@ -32,7 +32,7 @@ from hub.settings import HubPaths, HubSettings, load_settings
 from hub.subjects import OPERATOR
 from node_agent.config import AgentSettings
 from node_agent.identity import card_file
-from schemas.access import LiaisonConsent
+from schemas.access import AuditorAccreditation, LiaisonAccreditation, LiaisonConsent
 from schemas.codec import encode_json
 from tests.harness import HubHarness
 from tests.hub.gateway.test_http import DAY, A, B, C, _events
@@ -84,8 +84,36 @@ async def test_live_status_beside_a_real_hub(
         )
         server = await serve(create_app(HubSettings(), deps), "127.0.0.1", 0)
         now = SystemClock().now()
-        liaison = tokens.issue("liaison", now=now, valid_for=DAY, officer="LO", home=A, host=B)
-        auditor = tokens.issue("auditor", now=now, valid_for=DAY)
+        consent = sign_consent(
+            LiaisonConsent(
+                consent_id=ids.uuid7(), officer="LO-1", home=A, host=B, key_id=a.keys.key_id,
+                issued_at=now, valid_until=now + 2 * DAY,
+            ),
+            a.keys,
+        )  # fmt: skip
+        accreditation, auditor_accreditation = ids.uuid7(), ids.uuid7()
+        verdicts = [
+            await hub.record_access(
+                LiaisonAccreditation(
+                    accreditation_id=accreditation, consent=consent.signed, issued_at=now,
+                    valid_until=now + DAY,
+                )
+            ),
+            await hub.record_access(
+                AuditorAccreditation(
+                    accreditation_id=auditor_accreditation, auditor="AUD-1", name="Auditor",
+                    issued_at=now, valid_until=now + DAY,
+                )
+            ),
+        ]  # fmt: skip
+        assert [v.status for v in verdicts] == ["accepted", "accepted"], verdicts
+        liaison = tokens.issue(
+            "liaison", now=now, valid_for=DAY, officer="LO-1", home=A, host=B,
+            accreditation_id=accreditation,
+        )  # fmt: skip
+        auditor = tokens.issue(
+            "auditor", now=now, valid_for=DAY, accreditation_id=auditor_accreditation
+        )
         try:
             async with aiohttp.ClientSession(server.url) as session:
                 stream = await session.get("/api/v1/events", headers=_auth(liaison.token))
@@ -120,7 +148,7 @@ async def test_live_status_beside_a_real_hub(
         await hub.close()
 
 
-async def test_hub_up_serves_the_api_and_accredits_a_liaison_officer(
+async def test_hub_up_serves_the_api_and_accredits_a_liaison_officer(  # noqa: PLR0915 - one operator's session, in order
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``running_hub(http_port=0)`` (what ``hub up --http-port`` runs) serves the API; ``hub
@@ -157,23 +185,58 @@ async def test_hub_up_serves_the_api_and_accredits_a_liaison_officer(
                 keys[A],
             )  # fmt: skip
             consent.write_bytes(encode_json(made))
-            base = ["--data", str(paths.root), "--officer", "XA-LO-7"]
-            args = hub_parser().parse_args(
-                ["liaison", "accredit", *base, "--home", A, "--host", B,
-                 "--consent", str(consent), "--nats", hub.nats_url, "--json"]
+            data = ["--data", str(paths.root), "--nats", hub.nats_url]
+            base = [*data, "--officer", "XA-LO-7"]
+
+            async def run(*argv: str) -> Any:
+                args = hub_parser().parse_args(list(argv))
+                assert await args.run(args) == 0, argv
+                out = capsys.readouterr().out  # (unconfigured structlog also prints here)
+                lines = out.splitlines(keepends=True)
+                first = next(i for i, line in enumerate(lines) if line[:1] in "{[")
+                return json.loads("".join(lines[first:]))
+
+            issued = await run(
+                "liaison", "accredit", *base, "--home", A, "--host", B, "--consent", str(consent),
+                "--json",
             )  # fmt: skip
-            assert await args.run(args) == 0
-            out = capsys.readouterr().out  # (unconfigured structlog also prints here)
-            issued = json.loads(out[out.index("\n{\n") :])
             assert issued["scope"] == f"officer XA-LO-7: {A} <-> {B}"
+            listed = await run("liaison", "list", *data, "--json")
+            assert [(v["holder"], v["status"]) for v in listed] == [("XA-LO-7", "active")]
+            accreditation = listed[0]["accreditation_id"]
+            again = await run("token", "issue", *data, "--accreditation", accreditation, "--json")
+            assert again["scope"] == issued["scope"] and again["token"] != issued["token"]
+            auditor = await run(
+                "auditor", "admit", *data, "--auditor", "AUD-7", "--name", "Court of Audit",
+                "--json",
+            )  # fmt: skip
             async with aiohttp.ClientSession(hub.http_url) as session:
                 assert (await session.get("/healthz")).status == 200
-                who = await session.get("/api/v1/whoami", headers=_auth(issued["token"]))
-                assert (await who.json())["pair"] == [A, B]
-                args = hub_parser().parse_args(["liaison", "revoke", *base])
-                assert await args.run(args) == 0
-                who = await session.get("/api/v1/whoami", headers=_auth(issued["token"]))
+                for token in (issued["token"], again["token"]):
+                    who = await session.get("/api/v1/whoami", headers=_auth(token))
+                    assert (await who.json())["pair"] == [A, B]
+                ledger = await session.get("/api/v1/ledger", headers=_auth(auditor["token"]))
+                kinds = [row["type"] for row in await ledger.json()]
+                assert kinds[-2:] == ["liaison.accredit", "auditor.admit"], kinds
+                revoked = await run(
+                    "liaison", "revoke", *base, "--reason", "posting over", "--json"
+                )
+                assert [r["accreditation_id"] for r in revoked["revoked"]] == [accreditation]
+                assert sorted(revoked["tokens_revoked"]) == sorted(
+                    t["token_id"] for t in (issued, again)
+                )
+                for token in (issued["token"], again["token"]):
+                    who = await session.get("/api/v1/whoami", headers=_auth(token))
+                    assert who.status == 401
+                listed = await run("liaison", "list", *data, "--all", "--json")
+                assert [(v["status"], v["revoked_reason"]) for v in listed] == [
+                    ("revoked", "posting over")
+                ]
+                await run("auditor", "revoke", *data, "--auditor", "AUD-7", "--reason", "done",
+                          "--json")  # fmt: skip
+                who = await session.get("/api/v1/whoami", headers=_auth(auditor["token"]))
                 assert who.status == 401
+                assert (await who.json())["detail"].endswith(" was revoked")
         finally:
             stop.set()
             await task

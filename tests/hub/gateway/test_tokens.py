@@ -63,7 +63,7 @@ class TestTokenStore:
         assert store.authenticate(f"bearer  {issued.token} ", now=NOW).role == "authority"
 
     def test_file_holds_only_hashes(self, store: TokenStore) -> None:
-        issued = store.issue("auditor", now=NOW, valid_for=DAY)
+        issued = store.issue("auditor", now=NOW, valid_for=DAY, accreditation_id=mid(1))
         data = store.path.read_bytes()
         secret = issued.token.split("_", 2)[2]
         assert issued.token.encode() not in data and secret.encode() not in data
@@ -98,27 +98,34 @@ class TestTokenStore:
         with pytest.raises(Unauthenticated, match="revoked"):
             running.authenticate(_bearer(issued.token), now=NOW + timedelta(minutes=2))
         assert not running.still_live(issued.record.token_id, now=NOW + timedelta(minutes=2))
-        other = store.issue("auditor", now=NOW, valid_for=DAY)
+        other = store.issue("auditor", now=NOW, valid_for=DAY, accreditation_id=mid(2))
         assert running.still_live(other.record.token_id, now=NOW + DAY - timedelta(seconds=1))
         with pytest.raises(Unauthenticated, match="expired"):
             running.authenticate(_bearer(other.token), now=NOW + DAY)
         with pytest.raises(ValidationError, match="no token"):
             store.revoke("ffffffffffffffff", now=NOW)
 
-    def test_liaison_tokens_end_with_the_consent_and_revoke_per_officer(
+    def test_liaison_tokens_end_with_their_term_and_revoke_per_accreditation(
         self, store: TokenStore
     ) -> None:
         end = NOW + timedelta(days=3)
+        pair = {"officer": "LO-1", "home": A}
         one = store.issue(
-            "liaison", now=NOW, valid_for=DAY * 30, officer="LO-1", home=A, host=B, not_after=end
+            "liaison", now=NOW, valid_for=DAY * 30, host=B, not_after=end,
+            accreditation_id=mid(1), **pair,
+        )  # fmt: skip
+        two = store.issue(
+            "liaison", now=NOW, valid_for=DAY, host=C, accreditation_id=mid(2), **pair
         )
-        two = store.issue("liaison", now=NOW, valid_for=DAY, officer="LO-1", home=A, host=C)
+        again = store.issue(
+            "liaison", now=NOW, valid_for=DAY, host=C, accreditation_id=mid(2), **pair
+        )
         assert one.record.expires_at == end
-        assert [r.token_id for r in store.revoke_officer("LO-1", now=NOW, pair=(A, C))] == [
-            two.record.token_id
-        ]
-        assert [r.token_id for r in store.revoke_officer("LO-1", now=NOW)] == [one.record.token_id]
-        assert store.revoke_officer("LO-1", now=NOW) == []
+        revoked = store.revoke_accreditations({mid(2)}, now=NOW)
+        assert [r.token_id for r in revoked] == [two.record.token_id, again.record.token_id]
+        assert store.revoke_accreditations({mid(2)}, now=NOW) == []
+        assert store.still_live(one.record.token_id, now=NOW)
+        assert store.authenticate(_bearer(one.token), now=NOW).accreditation_id == mid(1)
 
     @pytest.mark.parametrize(
         ("role", "scope"),
@@ -128,7 +135,10 @@ class TestTokenStore:
             ("liaison", {"officer": "LO-1", "home": A}),
             ("liaison", {"officer": "LO-1", "home": A, "host": A}),
             ("auditor", {"authority": A}),
+            ("auditor", {}),  # no accreditation in the ledger
+            ("liaison", {"officer": "LO-1", "home": A, "host": B}),  # idem
             ("operator", {"home": A, "host": B}),
+            ("operator", {"accreditation_id": "01a20db9-9003-75a2-b9f1-c30b99ac8960"}),
         ],
     )
     def test_scope_must_fit_the_role(
@@ -142,7 +152,7 @@ class TestTokenStore:
         with pytest.raises(SchemaInvalid, match="authority"):
             store.issue("authority", now=NOW, valid_for=DAY, authority="nobody")
         with pytest.raises(ValidationError, match="expires"):
-            store.issue("auditor", now=NOW, valid_for=timedelta(0))
+            store.issue("operator", now=NOW, valid_for=timedelta(0))
         assert store.records() == []
 
 
@@ -268,15 +278,15 @@ class TestTokenCommands:
                 "--data",
                 str(data),
                 "--role",
-                "auditor",
+                "operator",
                 "--label",
-                "court auditor",
+                "night shift",
                 "--json",
             )
             == 0
         )
         issued = json.loads(capsys.readouterr().out)
-        assert issued["token"].startswith("mlah_") and issued["role"] == "auditor"
+        assert issued["token"].startswith("mlah_") and issued["role"] == "operator"
         assert issued["token"] not in (data / "access" / "tokens.json").read_text()
         assert (
             await self._run(
@@ -290,7 +300,7 @@ class TestTokenCommands:
         await self._run("token", "list", "--data", str(data), "--json")
         listed = json.loads(capsys.readouterr().out)
         assert [(t["role"], t["status"]) for t in listed] == [
-            ("auditor", "active"),
+            ("operator", "active"),
             ("authority", "active"),
         ]
         assert all("secret_sha256" not in t and "token" not in t for t in listed)
@@ -309,8 +319,16 @@ class TestTokenCommands:
         save_settings(HubPaths(tmp_path), HubSettings())
         with pytest.raises(ValidationError, match="authority"):
             await self._run("token", "issue", "--data", str(tmp_path), "--role", "authority")
-        with pytest.raises(SystemExit):  # liaison tokens only through `hub liaison accredit`
-            hub_parser().parse_args(["token", "issue", "--data", "x", "--role", "liaison"])
+        for role in ("liaison", "auditor"):  # only through `hub liaison accredit`, `auditor admit`
+            with pytest.raises(SystemExit):
+                hub_parser().parse_args(["token", "issue", "--data", "x", "--role", role])
+        with pytest.raises(ValidationError, match="--role: operator or authority"):
+            await self._run("token", "issue", "--data", str(tmp_path))
+        with pytest.raises(ValidationError, match="the ledger's accreditation sets role"):
+            await self._run(
+                "token", "issue", "--data", str(tmp_path), "--role", "operator",
+                "--accreditation", mid(1),
+            )  # fmt: skip
 
     async def test_accredit_refuses_a_consent_for_someone_else(self, tmp_path: Path) -> None:
         """Checked before the ledger is read: the file's readable copy, and the named officer."""
