@@ -1,17 +1,21 @@
 """``hub token``: the operator's credentials for the read API (issue 5).
 
-Tokens are stored hashed in ``<data>/access/tokens.json``; the secret is printed once (alone on
-stdout, so ``TOKEN=$(hub token issue ...)`` works). Operator and authority-staff tokens are
-issued here; liaison officers and auditors get theirs when their accreditation is recorded in
-the ledger (``hub liaison accredit``, ``hub auditor admit``, in ``hub.cli_accreditation``), and
-``hub token issue --accreditation ID`` issues a fresh one for an active accreditation.
+Token records (hashes only) live in the hub's JetStream bucket ``ACCESS_TOKENS``; these commands
+reach it as the hub's own NATS user (``--nats``, default the running hub's), so a token issued or
+revoked here holds, or stops, on every running read API within a moment. The secret is printed
+once (alone on stdout, so ``TOKEN=$(hub token issue ...)`` works). Operator and authority-staff
+tokens are issued here; liaison officers and auditors get theirs when their accreditation is
+recorded in the ledger (``hub liaison accredit``, ``hub auditor admit``, in
+``hub.cli_accreditation``), and ``hub token issue --accreditation ID`` issues a fresh one for an
+active accreditation.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
@@ -19,12 +23,24 @@ from hub.cli_reports import load_state
 from hub.clock import SystemClock
 from hub.console import print_json, table
 from hub.errors import ValidationError
-from hub.gateway.tokens import Issued, TokenStore, tokens_path
-from hub.settings import HubPaths, load_settings
-from schemas.access import AccessToken
+from hub.gateway.connection import close as close_connection
+from hub.gateway.connection import connect
+from hub.gateway.token_store import TokenStore
+from hub.gateway.tokens import Issued
+from hub.settings import HubPaths, HubSettings, load_settings, nats_url_for
+from hub.transport_security import hub_credentials
+from schemas.access import AccessToken, Role
 from schemas.common import is_authority_id
 
-__all__ = ["TokenView", "authority_arg", "print_issued", "register", "token_store", "token_view"]
+__all__ = [
+    "HubTokens",
+    "TokenView",
+    "authority_arg",
+    "print_issued",
+    "register",
+    "token_store",
+    "token_view",
+]
 
 AddCommand = Callable[..., argparse.ArgumentParser]
 
@@ -73,10 +89,78 @@ def token_view(record: AccessToken, now: datetime) -> TokenView:
     )
 
 
-def token_store(args: argparse.Namespace) -> TokenStore:
+@dataclass(frozen=True, slots=True)
+class HubTokens:
+    """The token bucket of the hub in ``--data``: each call connects as the hub's own NATS user,
+    does its work on a :class:`TokenStore` and disconnects."""
+
+    paths: HubPaths
+    settings: HubSettings
+    nats_url: str | None = None
+
+    @asynccontextmanager
+    async def open(self) -> AsyncIterator[TokenStore]:
+        nc = await connect(
+            nats_url_for(self.paths, self.settings, self.nats_url),
+            name="hub-tokens",
+            credentials=hub_credentials(self.paths),
+        )
+        try:
+            yield await TokenStore.open(nc.jetstream())
+        finally:
+            await close_connection(nc)
+
+    async def records(self) -> list[AccessToken]:
+        """Every token record, in issue order."""
+        async with self.open() as store:
+            await store.load()
+            return store.records()
+
+    async def issue(
+        self,
+        role: Role,
+        *,
+        now: datetime,
+        valid_for: timedelta,
+        label: str = "",
+        authority: str | None = None,
+        officer: str | None = None,
+        home: str | None = None,
+        host: str | None = None,
+        consent_digest: bytes | None = None,
+        accreditation_id: str | None = None,
+    ) -> Issued:
+        """:meth:`TokenStore.issue`, on the hub's bucket."""
+        async with self.open() as store:
+            return await store.issue(
+                role,
+                now=now,
+                valid_for=valid_for,
+                label=label,
+                authority=authority,
+                officer=officer,
+                home=home,
+                host=host,
+                consent_digest=consent_digest,
+                accreditation_id=accreditation_id,
+            )
+
+    async def revoke(self, token_id: str, *, now: datetime) -> AccessToken:
+        """:meth:`TokenStore.revoke`, on the hub's bucket."""
+        async with self.open() as store:
+            return await store.revoke(token_id, now=now)
+
+    async def revoke_accreditations(self, ids: set[str], *, now: datetime) -> list[AccessToken]:
+        """:meth:`TokenStore.revoke_accreditations`, on the hub's bucket."""
+        async with self.open() as store:
+            return await store.revoke_accreditations(ids, now=now)
+
+
+def token_store(args: argparse.Namespace) -> HubTokens:
+    """The token bucket of the hub in ``args.data`` (``args.nats``: where its NATS is)."""
     paths = HubPaths(args.data)
-    load_settings(paths)  # refuses a folder that holds no hub
-    return TokenStore(tokens_path(paths.root))
+    settings = load_settings(paths)  # refuses a folder that holds no hub
+    return HubTokens(paths, settings, getattr(args, "nats", None))
 
 
 def authority_arg(value: str) -> str:
@@ -108,7 +192,7 @@ async def cmd_token_issue(args: argparse.Namespace) -> int:
     elif args.role == "authority" and not args.authority:
         raise ValidationError("--authority: an authority token names its authority", field="role")
     else:
-        issued = token_store(args).issue(
+        issued = await token_store(args).issue(
             args.role,
             now=now,
             valid_for=timedelta(days=args.expires_days),
@@ -129,7 +213,7 @@ async def _issue_for_accreditation(args: argparse.Namespace, now: datetime) -> I
     ended = state.access.ended(args.accreditation, now, state.directory)
     if record is None or ended is not None:
         raise ValidationError(f"--accreditation: {ended}", field="accreditation")
-    return store.issue(
+    return await store.issue(
         record.role,
         now=now,
         valid_for=min(timedelta(days=args.expires_days), record.valid_until - now),
@@ -144,7 +228,7 @@ async def _issue_for_accreditation(args: argparse.Namespace, now: datetime) -> I
 
 async def cmd_token_list(args: argparse.Namespace) -> int:
     now = SystemClock().now()
-    views = [token_view(r, now) for r in token_store(args).records()]
+    views = [token_view(r, now) for r in await token_store(args).records()]
     if not args.all:
         views = [v for v in views if v.status == "active"]
     if args.json:
@@ -164,7 +248,7 @@ async def cmd_token_list(args: argparse.Namespace) -> int:
 
 async def cmd_token_revoke(args: argparse.Namespace) -> int:
     now = SystemClock().now()
-    view = token_view(token_store(args).revoke(args.id, now=now), now)
+    view = token_view(await token_store(args).revoke(args.id, now=now), now)
     if args.json:
         print_json(view)
     else:
@@ -183,7 +267,7 @@ def register(sub: argparse._SubParsersAction, command: AddCommand) -> None:  # t
         "--accreditation",
         help="a liaison or auditor accreditation id (`hub liaison list`): a new token for it",
     )
-    p.add_argument("--nats", help="NATS URL, for --accreditation (default: the running hub's)")
+    p.add_argument("--nats", help="NATS URL (default: the running hub's)")
     p.add_argument("--authority", type=authority_arg, help="for --role authority: whose cases")
     p.add_argument("--expires-days", type=int, default=90)
     p.add_argument("--label", default="", help="who holds it (shown in `token list`)")
@@ -192,10 +276,12 @@ def register(sub: argparse._SubParsersAction, command: AddCommand) -> None:  # t
 
     p = command("list", "list tokens (never their secrets)", tokens)
     p.add_argument("--all", action="store_true", help="also revoked and expired tokens")
+    p.add_argument("--nats", help="NATS URL (default: the running hub's)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_token_list)
 
-    p = command("revoke", "revoke a token (effective at once, also in a running hub)", tokens)
+    p = command("revoke", "revoke a token (within a moment, on every running read API)", tokens)
     p.add_argument("--id", required=True)
+    p.add_argument("--nats", help="NATS URL (default: the running hub's)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_token_revoke)

@@ -138,7 +138,7 @@ async def cmd_liaison_accredit(args: argparse.Namespace) -> int:
         f"{verdict.ledger_index}",
         file=sys.stderr,
     )
-    issued = store.issue(
+    issued = await store.issue(
         "liaison",
         now=now,
         valid_for=statement.valid_until - now,
@@ -172,7 +172,7 @@ async def cmd_auditor_admit(args: argparse.Namespace) -> int:
         f"ledger index {verdict.ledger_index}",
         file=sys.stderr,
     )
-    issued = store.issue(
+    issued = await store.issue(
         "auditor",
         now=now,
         valid_for=statement.valid_until - now,
@@ -205,7 +205,7 @@ async def _revoke(args: argparse.Namespace, targets: list[Accreditation], who: s
                 "ledger_index": verdict.ledger_index,
             }
         )
-    tokens = store.revoke_accreditations(
+    tokens = await store.revoke_accreditations(
         {t.accreditation_id for t in targets}, now=SystemClock().now()
     )
     if args.json:

@@ -1,7 +1,8 @@
 """``hub demo``: the whole product on an embedded NATS, in one process tree, told step by step.
 
 An operator starts a hub; two central authorities are created and admitted; they play a
-realistic case from informal consultation to closure, and a few shorter ones (``demo_story``);
+realistic case from informal consultation to closure, and a few shorter ones (``demo_story``),
+XA-MOJ copying its accredited liaison magistrate in XB on its messages (``demo_liaison``);
 then the demo prints the status of every case, the main case's audit trail, statistics, and
 writes the bilateral review as an HTML page. Everything it starts (the nats-server child
 included) is stopped on exit, also on Ctrl-C.
@@ -21,6 +22,7 @@ from hub import subjects
 from hub.clock import SystemClock
 from hub.console import table
 from hub.crypto.keys import AuthorityKeys
+from hub.demo_liaison import accredit_officer, officer_reads
 from hub.demo_story import Online, play
 from hub.gateway.connection import connect
 from hub.gateway.intake_client import IntakeClient
@@ -167,7 +169,7 @@ async def _demo(root: Path, review_dir: Path | None) -> int:
         hub_paths, HubSettings(origin="demo.mla-hub.example"), now=SystemClock().now()
     )
     _step(1, f"Hub initialised in {hub_paths.root}; operator key {operator.public.hex()[:16]}...")
-    async with running_hub(hub_paths, HubSettings(), nats_port=0) as hub:
+    async with running_hub(hub_paths, HubSettings(), nats_port=0, http_port=0) as hub:
         hub_task = asyncio.create_task(hub.service.run(stop))
         try:
             _step(
@@ -193,9 +195,14 @@ async def _demo(root: Path, review_dir: Path | None) -> int:
                 verdict = await submit_admission(client, request, 10.0)
                 index = verdict.ledger_index
                 print(f"    {party.settings.id}: {verdict.status} at ledger index {index}")
+            officer = await accredit_officer(
+                root, hub, operator, xa.settings.id, xa.keys, xb.settings.id
+            )
             async with xa.online() as a_online, xb.online() as b_online:
                 case = await play(a_online, b_online)
             _report(hub.service.state, case, review_dir or root)
+            assert hub.http_url is not None
+            await officer_reads(officer, hub.http_url, case, 13)
         finally:
             stop.set()
             await asyncio.gather(hub_task, return_exceptions=True)

@@ -18,17 +18,20 @@ from hub.crypto.keys import OperatorKey
 from hub.gateway.admission import Limits
 from hub.gateway.connection import close as close_connection
 from hub.gateway.connection import connect
+from hub.gateway.copies import JetStreamCopies
 from hub.gateway.feed import LedgerFeed
 from hub.gateway.http import HttpDeps, HttpServer, create_app, serve
 from hub.gateway.nats_server import EmbeddedNats, NatsServerOptions
 from hub.gateway.service import HubService
 from hub.gateway.snapshot import publish_snapshot
-from hub.gateway.tokens import TokenStore, tokens_path
+from hub.gateway.token_store import TokenStore, import_token_file
+from hub.gateway.tokens import tokens_path
 from hub.keyfiles import read_private
 from hub.ledger.projections.directory import Directory
-from hub.ledger.store import StreamLayout
+from hub.ledger.store import ContentStore, StreamLayout
 from hub.settings import HubPaths, HubSettings, RunInfo
 from hub.transport_security import hub_credentials, is_secured, update_security
+from schemas.ledger import AccessRecorded, LedgerEntry
 
 __all__ = [
     "RunningHub",
@@ -50,6 +53,45 @@ class RunningHub:
 
 def operator_key(paths: HubPaths) -> OperatorKey:
     return OperatorKey.from_bytes(read_private(paths.operator_key))
+
+
+class _Hooks:
+    """What the running hub does beside recording: at every directory change, who may connect
+    and the operator-signed directory snapshot; after an access statement, the snapshot again
+    (it lists the liaison officers a home authority may copy; no NATS reload is needed)."""
+
+    def __init__(
+        self,
+        paths: HubPaths,
+        operator: OperatorKey,
+        feed: LedgerFeed,
+        embedded: EmbeddedNats | None,
+    ) -> None:
+        self._paths, self._operator, self._feed, self._embedded = paths, operator, feed, embedded
+        self.nc: NatsClient | None = None
+        self.service: HubService | None = None  # set once open: the hooks read its state
+        self._publishing: set[asyncio.Task[object]] = set()
+
+    async def on_admitted(self, directory: Directory) -> None:
+        if self.service is not None and self.nc is not None:
+            await publish_snapshot(self.nc.jetstream(), self.service.state, self._operator)
+        if is_secured(self._paths):
+            pid = self._embedded.pid if self._embedded else None
+            update_security(self._paths, directory, pid)
+
+    def on_entry(self, entry: LedgerEntry) -> None:
+        self._feed.on_entry(entry)
+        if self.service is None or self.nc is None or not isinstance(entry.event, AccessRecorded):
+            return
+        js, state = self.nc.jetstream(), self.service.state
+        task = asyncio.create_task(publish_snapshot(js, state, self._operator))
+        self._publishing.add(task)
+        task.add_done_callback(self._publishing.discard)
+
+    async def drain(self) -> None:
+        """Let snapshot publications in flight finish (bounded) before NATS goes."""
+        if self._publishing:
+            await asyncio.wait(self._publishing, timeout=10)
 
 
 @asynccontextmanager
@@ -76,18 +118,11 @@ async def running_hub(
         )
         nats_url = await embedded.start()
 
-    operator = operator_key(paths)
     feed = LedgerFeed()  # live changes for the read API's event streams
-
-    async def on_admitted(directory: Directory) -> None:
-        """At every directory change (admission, rotation, revocation): who may connect, and
-        the operator-signed directory snapshot. (``nc`` is connected before the first call.)"""
-        await publish_snapshot(nc.jetstream(), directory, operator)
-        if is_secured(paths):
-            update_security(paths, directory, embedded.pid if embedded else None)
+    hooks = _Hooks(paths, operator_key(paths), feed, embedded)
 
     try:
-        nc = await connect(nats_url, name="mla-hub", credentials=hub_credentials(paths))
+        nc = hooks.nc = await connect(nats_url, name="mla-hub", credentials=hub_credentials(paths))
         try:
             service = await HubService.open(
                 nc,
@@ -95,10 +130,13 @@ async def running_hub(
                 log_key=read_private(paths.log_key).decode(),
                 limits=Limits(max_submission_bytes=settings.max_submission_bytes),
                 layout=StreamLayout(replicas=settings.replicas),
-                on_admitted=on_admitted,
-                on_entry=feed.on_entry,
+                on_admitted=hooks.on_admitted,
+                on_entry=hooks.on_entry,
             )
-            await on_admitted(service.state.directory)  # in step with the ledger from the start
+            hooks.service = service
+            await hooks.on_admitted(service.state.directory)  # in step from the start
+            tokens = await TokenStore.open(nc.jetstream())  # the bucket: made by HubService.open
+            await import_token_file(tokens, tokens_path(paths.root))  # once, then renamed
             if write_run_info:
                 paths.run_info.write_bytes(
                     msgspec.json.encode(RunInfo(nats_url=nats_url, pid=os.getpid()))
@@ -111,9 +149,12 @@ async def running_hub(
                         state=lambda: service.state,
                         ledger=service.ledger,
                         feed=feed,
-                        tokens=TokenStore(tokens_path(paths.root)),
+                        tokens=tokens,  # the app follows the bucket while it serves
                         clock=SystemClock(),
                         checkpoints=service.checkpoints,
+                        copies=JetStreamCopies(
+                            nc.jetstream(), await ContentStore.open(nc.jetstream())
+                        ),
                     )
                     api = await serve(create_app(settings, deps), settings.http_host, port)
                 yield RunningHub(service, nc, nats_url, embedded, api.url if api else None)
@@ -124,6 +165,7 @@ async def running_hub(
                     with contextlib.suppress(FileNotFoundError):
                         paths.run_info.unlink()
         finally:
+            await hooks.drain()
             await close_connection(nc)
     finally:
         if embedded is not None:

@@ -6,8 +6,9 @@
 ``mla.verdict.<ID>.<M>``  the hub's verdict on ID's submission M; stream VERDICT
 Key-value buckets: CONTENT (sealed bytes by envelope digest), DIRECTORY (``card.<ID>``,
 ``key.<ID>.<key id>``, ``revoked.<ID>``, ``snapshot``: see ``hub.gateway.snapshot``),
-CHECKPOINTS (signed checkpoints by size). Core request/reply: ``mla.hub.checkpoint``,
-``mla.hub.consistency``, ``mla.hub.cosign.<ID>`` (schemas.transparency).
+CHECKPOINTS (signed checkpoints by size), ACCESS_TOKENS (the read API's bearer-token records by
+token id, hashes only; the hub's user alone may touch it). Core request/reply:
+``mla.hub.checkpoint``, ``mla.hub.consistency``, ``mla.hub.cosign.<ID>`` (schemas.transparency).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "ACCESS_TOKENS_BUCKET",
     "CHECKPOINTS_BUCKET",
     "CONTENT_BUCKET",
     "HUB_CHECKPOINT",
@@ -45,6 +47,7 @@ DELIVER_STREAM: Final = "DELIVER"
 VERDICT_STREAM: Final = "VERDICT"
 CONTENT_BUCKET: Final = "CONTENT"
 CHECKPOINTS_BUCKET: Final = "CHECKPOINTS"
+ACCESS_TOKENS_BUCKET: Final = "ACCESS_TOKENS"
 LOG_KEY: Final = "log_key"  # DIRECTORY key: the hub's checkpoint verifier key (signed-note vkey)
 HUB_CHECKPOINT: Final = "mla.hub.checkpoint"
 HUB_CONSISTENCY: Final = "mla.hub.consistency"

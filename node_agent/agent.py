@@ -72,6 +72,7 @@ class Outgoing:
     in_reply_to: str | None = None
     fields: dict[str, str] | None = None
     action: ActionMeta | None = None
+    copy_liaisons: bool = True  # seal to our liaison officers posted with ``to`` as well
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +140,11 @@ class Agent:
         )
         message_id = ids.uuid7()
         now = self.clock.now()
+        observers = (
+            await directory.liaison_copies(self.authority, outgoing.to, now)
+            if outgoing.copy_liaisons
+            else []
+        )
         content_key = sealing.new_content_key()
         envelope = sealing.seal(
             sender=self.authority,
@@ -154,6 +160,7 @@ class Agent:
             meta=outgoing.meta,
             action=outgoing.action,
             content_key=content_key,
+            observers=observers,
         )
         header = decode(envelope.header, Header, what="header")
         linked = outgoing.action.after_consultation if outgoing.action else None

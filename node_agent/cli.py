@@ -19,6 +19,7 @@ from hub.keyfiles import read_private
 from hub.runtime import install_stop_signals
 from node_agent.cli_cases import register as register_case_commands
 from node_agent.cli_consent import register as register_consent_commands
+from node_agent.cli_officer import register as register_officer_commands
 from node_agent.cli_transparency import register as register_transparency_commands
 from node_agent.config import AgentPaths, AgentSettings, load_settings
 from node_agent.identity import card_file, init_agent, nats_public, parse_contact, rotate_keys
@@ -251,6 +252,7 @@ def _parser() -> argparse.ArgumentParser:
 
     register_case_commands(sub, command)
     register_consent_commands(sub, command)
+    register_officer_commands(sub, command)
     register_transparency_commands(sub, command)
 
     p = command("inbox", "what this authority received, decrypted and verified")

@@ -8,6 +8,7 @@ and refuses, with the same reason, what the hub would refuse.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -72,9 +73,15 @@ def print_result(result: SendResult, as_json: bool) -> int:
     return EXIT_REFUSED if result.status == "rejected" else 0
 
 
+def _copying(args: argparse.Namespace, outgoing: Outgoing) -> Outgoing:
+    """Our accredited liaison officers posted with the recipient get a sealed copy unless the
+    user says otherwise for this message (``--no-liaison-copy``)."""
+    return dataclasses.replace(outgoing, copy_liaisons=not args.no_liaison_copy)
+
+
 async def _send(args: argparse.Namespace, outgoing: Outgoing) -> int:
     async with session(args, need_hub=False) as s:
-        message_id = await s.agent.queue(outgoing, s.directory)
+        message_id = await s.agent.queue(_copying(args, outgoing), s.directory)
         result = await s.agent.submit(s.link, message_id, args.wait)
     return print_result(result, args.json)
 
@@ -205,7 +212,7 @@ def _action(
                 attachments=[_attachment(a) for a in args.attach],
                 action=make(args),
             )
-            message_id = await s.agent.queue(outgoing, s.directory)
+            message_id = await s.agent.queue(_copying(args, outgoing), s.directory)
             result = await s.agent.submit(s.link, message_id, args.wait)
         return print_result(result, args.json)
 
@@ -239,6 +246,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--attach", action="append", default=[], metavar="[ROLE=]FILE")
     p.add_argument("--hub", help="NATS URL of the hub (default: saved by init)")
     p.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the verdict")
+    p.add_argument(
+        "--no-liaison-copy",
+        action="store_true",
+        help="do not seal this message to our liaison officers posted with the recipient",
+    )
     p.add_argument("--json", action="store_true")
 
 

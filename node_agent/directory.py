@@ -12,7 +12,7 @@ seal to a known recipient while the hub is unreachable, and refuse a revoked one
 from __future__ import annotations
 
 import os
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import nats.errors
@@ -20,7 +20,7 @@ from nats.js.errors import NotFoundError
 
 from hub import subjects
 from hub.crypto import cards
-from hub.crypto.envelope import Recipient
+from hub.crypto.envelope import Recipient, observer_holder
 from hub.errors import KeyNotValid, SignatureInvalid, UnavailableError, UnknownSender
 from hub.ledger.projections.directory import check_key_window
 from node_agent.errors import RecipientRevoked, RecipientUnknown
@@ -37,6 +37,9 @@ from schemas.directory import (
 )
 
 __all__ = ["AgentDirectory"]
+
+# How old a snapshot may be before sealing fetches a fresh one to learn of liaison officers.
+_SNAPSHOT_MAX_AGE = timedelta(seconds=30)
 
 
 class AgentDirectory:
@@ -57,6 +60,7 @@ class AgentDirectory:
         self._snapshot: DirectorySnapshot | None = None
         self._snapshot_keys: dict[tuple[str, str], KeyStatus] = {}
         self._cache_loaded = False
+        self._fetched_at: datetime | None = None
 
     def _verified(self, admitted: AdmittedCard) -> AuthorityCard:
         card = cards.open_card(admitted.signed)
@@ -153,6 +157,44 @@ class AgentDirectory:
                 )
             admitted = decode(cached, AdmittedCard, what="cached card")
         return self._verified(admitted)
+
+    async def liaison_copies(
+        self, home: str, host: str, now: datetime
+    ) -> list[tuple[str, Recipient]]:
+        """(accreditation id, officer key) of the liaison officers of ``home`` posted with
+        ``host`` that the newest verified snapshot lists and whose term runs at ``now``: the
+        home authority vouched for their keys in its consent. None without a pinned operator
+        key: an unverified list of extra readers is never trusted.
+
+        The snapshot is fetched again before sealing to anyone it lists (a revoked officer
+        drops out at once) and otherwise at most every ``_SNAPSHOT_MAX_AGE``."""
+        fresh = self._fetched_at is not None and now - self._fetched_at < _SNAPSHOT_MAX_AGE
+        copies = self._liaisons(await self.snapshot(refresh=not fresh), home, host, now)
+        if copies and fresh:
+            copies = self._liaisons(await self.snapshot(refresh=True), home, host, now)
+        if self._link is not None:
+            self._fetched_at = now
+        return copies
+
+    @staticmethod
+    def _liaisons(
+        snapshot: DirectorySnapshot | None, home: str, host: str, now: datetime
+    ) -> list[tuple[str, Recipient]]:
+        if snapshot is None:
+            return []
+        return [
+            (
+                entry.accreditation_id,
+                Recipient(
+                    observer_holder(entry.accreditation_id),
+                    entry.officer_keys.key_id,
+                    entry.officer_keys.suite,
+                    entry.officer_keys.encryption,
+                ),
+            )
+            for entry in snapshot.liaisons
+            if (entry.home, entry.host) == (home, host) and entry.valid_until > now
+        ]
 
     # --- verifying -----------------------------------------------------------------------------
 

@@ -28,6 +28,8 @@ from schemas.directory import KeyId, PublicKeys
 
 __all__ = [
     "ROLES",
+    "CaseCopies",
+    "SealedCopy",
     "AccessRequest",
     "AccessRevocation",
     "AccessStatement",
@@ -166,3 +168,25 @@ class TokenFile(Strict, frozen=True, kw_only=True, tag="mla.access.token_file.v1
     """The hub's token store (``<data>/access/tokens.json``), written atomically."""
 
     tokens: list[AccessToken] = []
+
+
+class SealedCopy(Strict, frozen=True, kw_only=True, tag="mla.access.sealed_copy.v1"):
+    """One message a liaison officer was copied on, exactly as its sender sealed and signed it,
+    with the admitted card (``schemas.directory.AdmittedCard`` bytes) of the signing key."""
+
+    message_id: MessageId
+    ledger_index: int
+    type: str
+    sender: AuthorityId
+    envelope: bytes
+    sender_card: bytes | None = None
+
+
+class CaseCopies(Strict, frozen=True, kw_only=True, tag="mla.access.case_copies.v1"):
+    """What the read API gives a copied liaison officer for one case: the copies, and the
+    operator-signed directory snapshot (``SignedSnapshot`` bytes) to check them against."""
+
+    case_id: MessageId
+    accreditation_id: MessageId
+    snapshot: bytes | None
+    copies: list[SealedCopy] = []

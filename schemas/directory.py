@@ -21,6 +21,7 @@ from schemas.codec import Evolving, Strict
 from schemas.common import AuthorityId, Digest, Kind, MessageId, StateCode
 
 __all__ = [
+    "LiaisonEntry",
     "AdmissionRequest",
     "AdmittedCard",
     "AuthorityCard",
@@ -176,12 +177,27 @@ class KeyStatus(Strict, frozen=True, kw_only=True, tag="mla.directory.key_status
     revoked_at: datetime | None = None
 
 
+class LiaisonEntry(Strict, frozen=True, kw_only=True, tag="mla.directory.liaison.v1"):
+    """A liaison officer whose home authority may copy them on its messages to ``host``: the
+    ledger accredited them on a consent that carried their public keys (resolution 7/4 rec. 16).
+    """
+
+    accreditation_id: MessageId
+    officer: str
+    home: AuthorityId
+    host: AuthorityId
+    officer_keys: PublicKeys
+    valid_until: datetime
+    ledger_index: int
+
+
 class DirectorySnapshot(Strict, frozen=True, kw_only=True, tag="mla.directory.snapshot.v1"):
     """The whole directory after the first ``ledger_size`` ledger entries.
 
     ``cards`` are the current cards of admitted, unrevoked authorities; ``keys`` every key ever
-    admitted; ``revoked`` every revocation. A pure function of the ledger: an auditor rebuilds
-    the same bytes.
+    admitted; ``revoked`` every revocation; ``liaisons`` the unrevoked liaison accreditations
+    that carry officer keys (each with its term: the reader checks it against its clock). A
+    pure function of the ledger: an auditor rebuilds the same bytes.
     """
 
     ledger_size: Annotated[int, msgspec.Meta(ge=0)]
@@ -189,6 +205,7 @@ class DirectorySnapshot(Strict, frozen=True, kw_only=True, tag="mla.directory.sn
     cards: list[AdmittedCard]
     keys: list[KeyStatus]
     revoked: list[RevokedAuthority] = []
+    liaisons: list[LiaisonEntry] = []
 
 
 class SignedSnapshot(Strict, frozen=True, kw_only=True, tag="mla.directory.signed_snapshot.v1"):

@@ -6,7 +6,9 @@ Wire layout (version 1):
   that tracking and statistics need). Carried as canonical bytes in ``Envelope.header``.
 - ``Body``: the content, encrypted once with a fresh content key (AES-256-GCM, the header
   digest and the part number as AAD). Attachments are further parts under the same key.
-- ``WrappedKey``: the content key wrapped with HPKE for each recipient.
+- ``WrappedKey``: the content key wrapped with HPKE for each recipient, and for each liaison
+  officer the sender copies (``Header.observers``; resolution 7/4 rec. 16): such a key is held
+  by ``liaison:<accreditation id>``, never by an authority, and the hub delivers nothing to it.
 - ``Envelope.signature``: Ed25519 by the sender over the envelope digest, which commits to the
   header bytes, every ciphertext digest and the wrapped keys (``hub.crypto.envelope``).
 """
@@ -19,9 +21,10 @@ from typing import Annotated, Literal
 import msgspec
 
 from schemas.codec import Evolving, Strict
-from schemas.common import AuthorityId, Kind, MessageId, MessageType
+from schemas.common import AUTHORITY_ID_PATTERN, AuthorityId, Kind, MessageId, MessageType
 
 __all__ = [
+    "OBSERVER_PREFIX",
     "ActionMeta",
     "AttachmentMeta",
     "Body",
@@ -33,6 +36,18 @@ __all__ = [
 ]
 
 Urgency = Literal["normal", "urgent"]
+
+OBSERVER_PREFIX = "liaison:"
+KeyHolder = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=(
+            f"(?:{AUTHORITY_ID_PATTERN})|"
+            r"(?:^liaison:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$)"
+        ),
+        description="A recipient authority, or liaison:<accreditation id> for a copied officer",
+    ),
+]
 
 
 class Handling(Evolving, frozen=True, kw_only=True, tag="mla.envelope.handling.v1"):
@@ -84,12 +99,15 @@ class Header(Strict, frozen=True, kw_only=True, tag="mla.envelope.header.v1"):
     aead: Literal["aes-256-gcm"] = "aes-256-gcm"
     attachment_count: Annotated[int, msgspec.Meta(ge=0, le=64)] = 0
     action: ActionMeta | None = None
+    # Liaison officers of the sender copied on this message, by accreditation id: each holds a
+    # wrapped key (``liaison:<id>``); signed here so the hub and auditors see who could read it.
+    observers: Annotated[list[MessageId], msgspec.Meta(max_length=8)] = []
 
 
 class WrappedKey(Strict, frozen=True, kw_only=True, tag="mla.envelope.wrapped_key.v1"):
-    """The content key, HPKE-wrapped to one recipient's encryption key."""
+    """The content key, HPKE-wrapped to one recipient's (or copied officer's) encryption key."""
 
-    recipient: AuthorityId
+    recipient: KeyHolder
     key_id: str
     suite: Literal["mlkem768x25519", "x25519"]
     enc: bytes

@@ -162,7 +162,7 @@ class HubHarness:
         """What ``hub up``'s directory hook does at every change (a bare ``HubService`` holds
         no operator private key, so it publishes cards but no signed snapshot)."""
         assert self.nc is not None and self.service is not None
-        await publish_snapshot(self.nc.jetstream(), self.service.state.directory, self.operator)
+        await publish_snapshot(self.nc.jetstream(), self.service.state, self.operator)
 
     async def authority(self, authority_id: str, *, admit: bool = True) -> AuthorityHarness:
         """A new authority with its own folder, keys and store; admitted by default."""

@@ -166,6 +166,9 @@ def test_demo_runs_and_cleans_up(tmp_path: Path) -> None:
     assert "Witness hearing moved" not in out  # content never printed from the ledger side
     assert "closed        District Court of Y" in out  # holder after two transfers
     assert "OVERDUE" in out  # the urgent extradition's signed deadline passed
+    officer = out[out.index("Liaison magistrate XA-LO-7 reads") :]
+    assert "the 4 messages of the main case" in officer and "NOT VERIFIED" not in officer
+    assert "Thank you; closing the case." in officer
     review = tmp_path / "demo" / "review-XA-MOJ-XB-MOJ.html"
     assert review.read_text().count("<svg") == 1
     assert "Demo complete" in out

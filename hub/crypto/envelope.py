@@ -9,7 +9,8 @@ Construction (version 1, every derivation labelled):
    is never reused) and AAD = header_digest || u32(i).
 3. The content key is wrapped for each recipient with HPKE base mode,
    ``info`` = "mla-hub/v1/envelope" || header_digest || recipient id, which binds a wrapped key
-   to its message and its recipient.
+   to its message and its recipient. A liaison officer the sender copies (``Header.observers``)
+   holds a key wrapped the same way to ``liaison:<accreditation id>``.
 4. ``envelope_digest`` = SHA-256(label || header_digest || body digest || u32(n) || attachment
    digests || wrapped-keys digest), where part digests are plain SHA-256 of the ciphertexts.
 5. ``signature`` = Ed25519(sender, "mla-hub/v1/envelope-signature" 0x00 || envelope_digest).
@@ -39,11 +40,21 @@ from hub.errors import (
     ValidationError,
 )
 from schemas.codec import decode, encode
-from schemas.envelope import ActionMeta, Body, CaseMeta, Envelope, Header, WrappedKey
+from schemas.envelope import (
+    OBSERVER_PREFIX,
+    ActionMeta,
+    Body,
+    CaseMeta,
+    Envelope,
+    Header,
+    WrappedKey,
+)
 from schemas.ledger import EnvelopeRecorded, PartRef
 
 __all__ = [
     "Opened",
+    "key_holders",
+    "observer_holder",
     "Recipient",
     "Verified",
     "envelope_digest",
@@ -95,6 +106,16 @@ class Opened:
     body: Body
     attachments: tuple[bytes, ...]
     content_key: bytes
+
+
+def observer_holder(accreditation_id: str) -> str:
+    """Who holds a copied liaison officer's wrapped key (never an authority id)."""
+    return OBSERVER_PREFIX + accreditation_id
+
+
+def key_holders(header: Header) -> list[str]:
+    """Everyone the header says holds a wrapped key: recipients, then copied officers."""
+    return [*header.recipients, *(observer_holder(o) for o in header.observers)]
 
 
 def header_digest(header_bytes: bytes) -> bytes:
@@ -164,8 +185,11 @@ def seal(
     meta: CaseMeta | None = None,
     action: ActionMeta | None = None,
     content_key: bytes | None = None,
+    observers: Sequence[tuple[str, Recipient]] = (),
 ) -> Envelope:
     """Encrypt ``body`` and ``attachments`` for ``recipients`` and sign as ``sender``.
+
+    ``observers`` are (accreditation id, officer key) of liaison officers the sender copies.
 
     ``now`` and ``message_id`` are arguments: the caller owns the clock and the id minting.
     ``content_key`` (from :func:`new_content_key`) lets the sender keep the key of this one
@@ -189,6 +213,7 @@ def seal(
         meta=meta,
         attachment_count=len(attachments),
         action=action,
+        observers=[accreditation_id for accreditation_id, _ in observers],
     )
     header_bytes = encode(header)
     # msgspec checks constraints on decode only: validate every field before encrypting.
@@ -203,14 +228,16 @@ def seal(
         p.aead_encrypt(content_key, _nonce(i), part, _part_aad(hdigest, i))
         for i, part in enumerate(plaintexts)
     ]
+    holders = [(r.id, r) for r in recipients]
+    holders += [(observer_holder(a), officer) for a, officer in observers]
     wrapped = [
         WrappedKey(
-            recipient=r.id,
+            recipient=holder,
             key_id=r.key_id,
             suite=r.suite,
-            enc=p.hpke_wrap(r.suite, r.encryption_public, content_key, _hpke_info(hdigest, r.id)),
+            enc=p.hpke_wrap(r.suite, r.encryption_public, content_key, _hpke_info(hdigest, holder)),
         )
-        for r in recipients
+        for holder, r in holders
     ]
     refs = [_part_ref(c) for c in ciphertexts]
     digest = envelope_digest(hdigest, refs[0], refs[1:], _wrapped_keys_digest(wrapped))
@@ -267,12 +294,11 @@ def verify_envelope(envelope: Envelope, resolver: KeyResolver) -> Verified:
             field="attachments",
         )
     wrapped_for = [w.recipient for w in envelope.wrapped_keys]
-    if sorted(wrapped_for) != sorted(set(header.recipients)) or len(set(wrapped_for)) != len(
-        wrapped_for
-    ):
+    holders = key_holders(header)
+    if sorted(wrapped_for) != sorted(set(holders)) or len(set(wrapped_for)) != len(wrapped_for):
         raise RecipientMismatch(
-            "wrapped_keys: must hold exactly one key per header recipient "
-            f"(recipients {header.recipients}, keys for {wrapped_for})",
+            "wrapped_keys: must hold exactly one key per header recipient and copied officer "
+            f"(holders {holders}, keys for {wrapped_for})",
             field="wrapped_keys",
         )
     hdigest = header_digest(envelope.header)
@@ -328,7 +354,8 @@ def open(
     verified = verify_envelope(envelope, resolver)
     mine = [w for w in envelope.wrapped_keys if w.recipient == recipient]
     if not mine:
-        raise NotARecipient(f"recipients: {recipient} is not among {verified.header.recipients}")
+        holders = key_holders(verified.header)
+        raise NotARecipient(f"recipients: {recipient} is not among {holders}")
     wrapped = mine[0]
     key = next((k for k in keys if k.key_id == wrapped.key_id and k.suite == wrapped.suite), None)
     if key is None:

@@ -11,7 +11,9 @@
    the authority's current key)
 6. not already recorded (same id and same digest: ``Duplicate``; same id, other bytes: reject);
    then, for a new submission: neither sender nor recipient revoked (``revoked``), and every
-   wrapped key sealed to the recipient's current key (``stale_recipient_key``)
+   wrapped key sealed to the recipient's current key (``stale_recipient_key``); each copied
+   liaison officer (``observers``) accredited now, the sender's own, posted with a recipient,
+   and sealed to the officer key of the consent (``not_a_recipient``, ``stale_recipient_key``)
 7. consistent with what the ledger holds: the case lifecycle allows this action now
    (``hub.ledger.lifecycle.next_state``); a receipt's message exists and its signer was addressed
 
@@ -125,6 +127,8 @@ def _admit_envelope(
             content=raw,
         )
     _check_parties(envelope, header, state)  # (6) a new submission: no revoked party, no stale key
+    key_ids = {w.recipient: w.key_id for w in envelope.wrapped_keys}
+    state.access.check_observers(header, state.directory, at=now, key_ids=key_ids)  # (6)
     state.cases.check(header)  # (7) the lifecycle rules: same function as the node agent's
     return Accept(
         event=record_of(verified, envelope),
@@ -181,7 +185,7 @@ def _check_parties(envelope: Envelope, header: Header, state: HubState) -> None:
     for recipient in header.recipients:
         _check_not_revoked(state, recipient, "recipients")
     for wrapped in envelope.wrapped_keys:
-        record = state.directory.get(wrapped.recipient)
+        record = state.directory.get(wrapped.recipient)  # None for a copied officer
         if record is not None and wrapped.key_id != record.card.keys.key_id:
             raise StaleRecipientKey(
                 f"wrapped_keys: sealed to {wrapped.recipient}'s key {wrapped.key_id}, which is "

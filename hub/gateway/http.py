@@ -30,9 +30,10 @@ from hub.errors import (
 )
 from hub.gateway import _wire, dashboard, views
 from hub.gateway.access import Forbidden, NotFound, Principal, Unauthenticated
+from hub.gateway.copies import CopySource, case_copies
 from hub.gateway.feed import Change, LedgerFeed, Subscription
 from hub.gateway.openapi import openapi_json
-from hub.gateway.tokens import TokenStore
+from hub.gateway.token_store import TokenStore
 from hub.ledger.projections.state import HubState
 from hub.ledger.projections.stats import GROUPINGS, Grouping
 from hub.logs import get_logger
@@ -78,6 +79,7 @@ class HttpDeps:
     tokens: TokenStore
     clock: Clock
     checkpoints: CheckpointSource | None = None
+    copies: CopySource | None = None  # sealed copies for liaison officers (content store)
 
 
 DEPS = web.AppKey("deps", HttpDeps)
@@ -208,6 +210,15 @@ async def _status(request: web.Request) -> web.Response:
 async def _trail(request: web.Request) -> web.Response:
     principal = _principal(request)
     return _json(views.trail(request.app[DEPS].state(), principal, request.match_info["case_id"]))
+
+
+async def _copies(request: web.Request) -> web.Response:
+    principal = _principal(request)
+    deps = request.app[DEPS]
+    if deps.copies is None:
+        raise UnavailableError("copies: this API instance reads no content store")
+    case_id = request.match_info["case_id"]
+    return _json(await case_copies(deps.state(), principal, case_id, deps.copies))
 
 
 async def _review(request: web.Request) -> web.Response:
@@ -347,9 +358,12 @@ async def _events(request: web.Request) -> web.StreamResponse:
 
 async def _streams_ctx(app: web.Application) -> AsyncIterator[None]:
     app[_STREAMS] = set()
-    app[DEPS].tokens.records()  # a corrupt token file stops start-up, with its name
+    # The token index, fed by the bucket from now on; a record that does not decode stops
+    # start-up, naming its key.
+    await app[DEPS].tokens.follow()
     yield
     await _close_streams(app)
+    await app[DEPS].tokens.close()
 
 
 async def _close_streams(app: web.Application) -> None:
@@ -372,6 +386,7 @@ def create_app(settings: HubSettings, deps: HttpDeps) -> web.Application:
     app.router.add_get("/api/v1/whoami", _whoami)
     app.router.add_get("/api/v1/status", _status)
     app.router.add_get("/api/v1/cases/{case_id}/trail", _trail)
+    app.router.add_get("/api/v1/cases/{case_id}/copies", _copies)
     app.router.add_get("/api/v1/review", _review)
     app.router.add_get("/api/v1/stats", _stats)
     app.router.add_get("/api/v1/directory", _directory)

@@ -18,7 +18,9 @@ An authority ``A`` may, and may only:
 It gets no other ``$JS.API`` subject: it cannot create, change or delete a consumer (so no
 consumer of its making can ever filter on B's subjects, whatever its config body says), read
 stream info (which would show per-subject counts, i.e. B's message ids), get messages from
-DELIVER, VERDICT or LEDGER, or ack on B's consumers. JetStream does not check subscribe
+DELIVER, VERDICT or LEDGER, or ack on B's consumers. Of the key-value buckets it reaches only
+DIRECTORY: nothing of ACCESS_TOKENS (the read API's token records) can be read, watched or
+written by a node agent. JetStream does not check subscribe
 permissions when a consumer delivers, so every read path is closed at the API subjects.
 
 The hub's user administers the JetStream API and publishes the ledger, deliveries, verdicts and

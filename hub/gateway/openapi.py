@@ -16,6 +16,7 @@ from hub.gateway.views import ApiError, DirectoryItem, Health, LedgerItem, WhoAm
 from hub.ledger.projections.cases import CaseStatus, TrailItem
 from hub.ledger.projections.review import Review
 from hub.ledger.projections.stats import GROUPINGS, Statistics
+from schemas.access import CaseCopies
 
 __all__ = ["PATHS", "openapi_json"]
 
@@ -70,6 +71,12 @@ PATHS: tuple[_Path, ...] = (
         "/api/v1/stats", "Statistics over the cases in scope (rec. 6)", _ALL, Statistics,
         (_Param("by", enum=GROUPINGS), _Param("format", enum=("json", "csv", "svg"))),
         ("text/csv", "image/svg+xml"),
+    ),
+    _Path(
+        "/api/v1/cases/{case_id}/copies",
+        "Sealed copies of the messages the home authority copied this liaison officer on, with"
+        " the operator-signed directory snapshot and sender cards to check them (rec. 16)",
+        "liaison (its pair's cases)", CaseCopies, (_Param("case_id", where="path"),),
     ),
     _Path("/api/v1/directory", "Admitted authorities and their cards", "everyone",
           list[DirectoryItem]),

@@ -2,13 +2,15 @@
 
 DESIGN.md sections 4 and 6 (directory). The snapshot (``schemas.directory.DirectorySnapshot``:
 current cards, every key with its validity and status, revocations, and the ledger size it
-reflects) is a pure fold of the ledger (``Directory.snapshot``); it is signed by the **operator
+reflects, and the liaison officers a home authority may copy) is a pure fold of the ledger
+(``HubState.directory_snapshot``); it is signed by the **operator
 key**, the key node agents already pin at ``node-agent init --operator-key`` to check each
 card's admission, so one pinned key vouches for the whole directory and no other key needs
 distributing. The signature is ``hub.crypto.cards.sign_snapshot``.
 
 Only a process that holds the operator's private key publishes it: ``hub up`` does, from its
-directory hook (``hub.runtime``), before rewriting who may connect. Ed25519 signatures are
+directory hook (``hub.runtime``), before rewriting who may connect, and after each recorded
+access statement. Ed25519 signatures are
 deterministic, so several hub instances publishing the same directory write the same bytes.
 
 Publishing never stops the hub: JetStream answers "service unavailable" for a moment while the
@@ -26,7 +28,7 @@ from nats.js import JetStreamContext
 from hub import subjects
 from hub.crypto import cards
 from hub.crypto.keys import OperatorKey
-from hub.ledger.projections.directory import Directory
+from hub.ledger.projections.state import HubState
 from hub.logs import get_logger
 from schemas.codec import encode
 from schemas.directory import SignedSnapshot
@@ -40,11 +42,11 @@ _log = get_logger("hub.snapshot")
 
 
 async def publish_snapshot(
-    js: JetStreamContext, directory: Directory, operator: OperatorKey
+    js: JetStreamContext, state: HubState, operator: OperatorKey
 ) -> SignedSnapshot | None:
-    """Sign ``directory``'s snapshot with ``operator`` and put it under DIRECTORY ``snapshot``;
-    ``None`` (logged) when JetStream did not take it within a few seconds."""
-    snapshot = directory.snapshot()
+    """Sign ``state``'s directory snapshot with ``operator`` and put it under DIRECTORY
+    ``snapshot``; ``None`` (logged) when JetStream did not take it within a few seconds."""
+    snapshot = state.directory_snapshot()
     signed = cards.sign_snapshot(snapshot, operator)
     data = encode(signed)
     for attempt in range(_ATTEMPTS):

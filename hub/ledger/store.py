@@ -141,7 +141,9 @@ async def _ensure_topology(js: JetStreamContext, layout: StreamLayout) -> None:
             except BadRequestError:  # created meanwhile by another instance
                 await js.stream_info(config.name or "")
     buckets = (subjects.CONTENT_BUCKET, subjects.DIRECTORY_BUCKET, subjects.CHECKPOINTS_BUCKET)
-    for bucket, history in ((name, 1) for name in buckets):
+    # ACCESS_TOKENS keeps past revisions of a token record (issued, then revoked) for audit.
+    with_history = [(name, 1) for name in buckets] + [(subjects.ACCESS_TOKENS_BUCKET, 16)]
+    for bucket, history in with_history:
         try:
             await js.key_value(bucket)
         except BucketNotFoundError:

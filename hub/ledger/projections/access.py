@@ -8,7 +8,10 @@ the same ones, at the hub's time and at the entry's ``recorded_at`` respectively
   home authority's key valid when it was issued and be current; home and host are admitted and
   not revoked; the accreditation ends no later than the consent does;
 - an accreditation id is used once (the same statement again is a duplicate, not an error);
-- a revocation names a recorded accreditation; revoking it again answers with the first one.
+- a revocation names a recorded accreditation; revoking it again answers with the first one;
+- a message may copy (``Header.observers``) only its sender's own liaison officers, posted with
+  one of its recipients, accredited when it is recorded, sealed to the key the consent vouched
+  for (:meth:`Accreditations.check_observers`).
 
 An accreditation is *active* while it is unrevoked, unexpired, and (for a liaison officer)
 neither its home nor its host authority has been revoked: the pair it watches must still exist.
@@ -16,13 +19,22 @@ neither its home nor its host authority has been revoked: the pair it watches mu
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
 from hub.crypto.access import open_statement, statement_digest
 from hub.crypto.consent import consent_digest, open_consent
-from hub.errors import AccreditationInvalid, Revoked, UnknownRecipient, ValidationError
+from hub.crypto.envelope import observer_holder
+from hub.errors import (
+    AccreditationInvalid,
+    NotARecipient,
+    Revoked,
+    StaleRecipientKey,
+    UnknownRecipient,
+    ValidationError,
+)
 from hub.ledger.projections.directory import Directory
 from schemas.access import (
     AccessRevocation,
@@ -32,7 +44,8 @@ from schemas.access import (
     LiaisonConsent,
 )
 from schemas.codec import decode
-from schemas.directory import PublicKeys
+from schemas.directory import LiaisonEntry, PublicKeys
+from schemas.envelope import Header
 from schemas.ledger import AccessRecorded
 
 __all__ = ["Accreditation", "AccreditationRole", "Accreditations"]
@@ -72,6 +85,7 @@ class Accreditations:
 
     def __init__(self) -> None:
         self._by_id: dict[str, Accreditation] = {}
+        self.last_change: tuple[int, datetime] | None = None  # (ledger index, recorded_at)
 
     # --- rules --------------------------------------------------------------------------------
 
@@ -122,12 +136,57 @@ class Accreditations:
             )
         return target.revoked_index  # revoking twice answers with the first revocation
 
+    def check_observers(
+        self,
+        header: Header,
+        directory: Directory,
+        *,
+        at: datetime,
+        key_ids: Mapping[str, str] | None,
+    ) -> None:
+        """Each liaison officer a message copies (``header.observers``) is one of the sender's
+        own, posted with a recipient, accredited at ``at``, and (when the wrapped keys are at
+        hand: ``key_ids`` by holder) sealed to the officer key the consent vouched for."""
+        for accreditation_id in header.observers:
+            ended = self.ended(accreditation_id, at, directory)
+            if ended is not None:
+                raise NotARecipient(f"observers: {ended}", field="observers")
+            record = self._by_id[accreditation_id]
+            if record.role != "liaison" or record.home != header.sender:
+                raise NotARecipient(
+                    f"observers: accreditation {accreditation_id} is not a liaison officer of "
+                    f"{header.sender}",
+                    field="observers",
+                )
+            if record.host not in header.recipients:
+                raise NotARecipient(
+                    f"observers: the officer of accreditation {accreditation_id} is posted with "
+                    f"{record.host}, which this message is not addressed to",
+                    field="observers",
+                )
+            if key_ids is None:
+                continue
+            key_id = key_ids.get(observer_holder(accreditation_id))
+            vouched = record.officer_keys
+            if vouched is None or key_id != vouched.key_id:
+                raise StaleRecipientKey(
+                    f"wrapped_keys: sealed to key {key_id} for accreditation {accreditation_id}, "
+                    "whose consent "
+                    + (
+                        "carries no officer key"
+                        if vouched is None
+                        else f"vouches for key {vouched.key_id}"
+                    ),
+                    field="wrapped_keys",
+                )
+
     # --- folding ------------------------------------------------------------------------------
 
     def apply(self, index: int, at: datetime, event: AccessRecorded) -> Accreditation:
         """Fold one recorded statement (already checked by the hub or the replay)."""
         statement = open_statement(event.statement)
         digest = statement_digest(event.statement)
+        self.last_change = (index, at)
         if isinstance(statement, AccessRevocation):
             target = self._by_id[statement.accreditation_id]
             if target.revoked_index is None:
@@ -177,6 +236,30 @@ class Accreditations:
         if record.revoked_at is not None:
             return "revoked"
         return "expired" if record.valid_until <= now else "ended"
+
+    def liaison_entries(self, directory: Directory) -> list[LiaisonEntry]:
+        """For the signed directory snapshot: unrevoked liaison accreditations whose consent
+        vouched for officer keys, of pairs whose authorities are not revoked. Their terms are
+        listed, not applied: the snapshot is a function of the ledger, not of the clock."""
+        return [
+            LiaisonEntry(
+                accreditation_id=a.accreditation_id,
+                officer=a.holder,
+                home=a.home,
+                host=a.host,
+                officer_keys=a.officer_keys,
+                valid_until=a.valid_until,
+                ledger_index=a.ledger_index,
+            )
+            for a in self.all()
+            if a.role == "liaison"
+            and a.revoked_at is None
+            and a.officer_keys is not None
+            and a.home is not None
+            and a.host is not None
+            and directory.revocation(a.home) is None
+            and directory.revocation(a.host) is None
+        ]
 
     def active_liaisons(
         self, home: str, host: str, now: datetime, directory: Directory

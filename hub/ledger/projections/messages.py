@@ -21,6 +21,7 @@ class MessageRecord:
     sender: str
     recipients: tuple[str, ...]
     envelope_digest: bytes
+    observers: tuple[str, ...] = ()  # accreditation ids of liaison officers copied
 
 
 class MessageIndex:

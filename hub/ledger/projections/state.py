@@ -7,12 +7,15 @@ idempotent per index, so a redelivered entry is never applied twice.
 
 from __future__ import annotations
 
+import msgspec
+
 from hub.errors import ValidationError
 from hub.ledger.projections.access import Accreditations
 from hub.ledger.projections.cases import Cases
 from hub.ledger.projections.directory import Directory, DirectoryChange
 from hub.ledger.projections.messages import MessageIndex, MessageRecord
 from schemas.codec import decode
+from schemas.directory import DirectorySnapshot
 from schemas.envelope import Header
 from schemas.ledger import (
     AccessRecorded,
@@ -61,6 +64,7 @@ class HubState:
                     sender=header.sender,
                     recipients=tuple(header.recipients),
                     envelope_digest=event.envelope_digest,
+                    observers=tuple(header.observers),
                 )
             )
             self.cases.apply(entry.index, entry.recorded_at, header, event.envelope_digest)
@@ -85,3 +89,16 @@ class HubState:
             self.access.apply(entry.index, entry.recorded_at, event)
         self.next_index = entry.index + 1
         return change
+
+    def directory_snapshot(self) -> DirectorySnapshot:
+        """What the operator signs for node agents: the directory, and the liaison officers
+        their home authorities may copy, as of the last entry that changed either."""
+        snapshot = self.directory.snapshot()
+        last = self.access.last_change
+        if last is not None and last[0] + 1 > snapshot.ledger_size:
+            snapshot = msgspec.structs.replace(
+                snapshot, ledger_size=last[0] + 1, recorded_at=last[1]
+            )
+        return msgspec.structs.replace(
+            snapshot, liaisons=self.access.liaison_entries(self.directory)
+        )

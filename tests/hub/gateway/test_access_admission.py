@@ -11,12 +11,14 @@ from datetime import timedelta
 import pytest
 
 from hub import subjects
+from hub.crypto import envelope as sealing
 from hub.crypto.access import sign_statement
-from hub.crypto.keys import OperatorKey
+from hub.crypto.keys import AuthorityKeys, OperatorKey
 from hub.gateway.admission import Accept, Decision, Duplicate, Limits, Reject, admit
 from hub.ledger.projections.state import HubState
 from schemas.access import AccessRequest, AccessStatement, SignedConsent
 from schemas.codec import decode, encode
+from schemas.envelope import Body
 from schemas.ledger import AccessRecorded, LedgerEntry
 from tests import access_events as ev
 from tests.hub.audit.history import KEYS, NOW, OPERATOR, History, mid, standard
@@ -195,3 +197,119 @@ def test_an_undecodable_statement_names_the_field(history: History) -> None:
     )
     code, detail = _refusal(_submit(history, bad))
     assert code == "malformed" and detail.startswith("statement:"), (code, detail)
+
+
+# --- copied liaison officers (Header.observers) -------------------------------------------------
+
+OFFICER = AuthorityKeys.generate("x25519")
+
+
+def _accredit_with_keys(
+    h: History, accreditation_id: str, *, home: str = A, host: str = B, keys: bool = True
+) -> int:
+    signed = ev.consent(
+        "LO-1",
+        home,
+        host,
+        officer_keys=OFFICER.public() if keys else None,
+        n=int(accreditation_id[-4:], 16),
+    )
+    statement = ev.liaison(accreditation_id, "LO-1", home, host, at=AT, signed_consent=signed)
+    return h.append(ev.recorded(statement))
+
+
+def _copying(
+    h: History,
+    accreditation_id: str,
+    *,
+    to: str = B,
+    officer: AuthorityKeys = OFFICER,
+    sender: str = A,
+) -> Decision:
+    holder = sealing.observer_holder(accreditation_id)
+    envelope = sealing.seal(
+        sender=sender,
+        sender_keys=KEYS[sender],
+        recipients=[
+            sealing.Recipient(to, KEYS[to].key_id, KEYS[to].suite, KEYS[to].encryption_public)
+        ],
+        message_id=mid(700),
+        case_id=mid(701),
+        type="request.submit",
+        body=Body(text="copied"),
+        now=AT,
+        observers=[
+            (
+                accreditation_id,
+                sealing.Recipient(holder, officer.key_id, officer.suite, officer.encryption_public),
+            )
+        ],
+    )
+    return admit(
+        encode(envelope),
+        intake_sender=sender,
+        state=_state(h),
+        limits=Limits(),
+        now=AT,
+        operator_key=OPERATOR.public,
+    )
+
+
+def test_the_home_authority_may_copy_its_officer(history: History) -> None:
+    _accredit_with_keys(history, mid(600))
+    decision = _copying(history, mid(600))
+    assert isinstance(decision, Accept), decision
+    assert [r for r, _ in decision.deliveries] == [B]  # nothing is delivered to the officer
+    state = _state(history)
+    history.append(decision.event)
+    assert _state(history).messages.messages[mid(700)].observers == (mid(600),)
+    assert state.access.get(mid(600)) is not None
+
+
+def test_a_revoked_officer_may_not_be_copied(history: History) -> None:
+    _accredit_with_keys(history, mid(601))
+    revoked = history.append(ev.recorded(ev.revocation(mid(601), "posting ended", at=AT)))
+    assert _refusal(_copying(history, mid(601))) == (
+        "not_a_recipient",
+        f"observers: accreditation {mid(601)} was revoked at ledger index {revoked}: posting ended",
+    )
+
+
+def test_an_unknown_accreditation_may_not_be_copied(history: History) -> None:
+    assert _refusal(_copying(history, mid(602))) == (
+        "not_a_recipient",
+        f"observers: accreditation {mid(602)} is not in the ledger",
+    )
+
+
+def test_only_the_home_authority_copies_its_officer(history: History) -> None:
+    _accredit_with_keys(history, mid(603), home=B, host=A)
+    assert _refusal(_copying(history, mid(603), to=B)) == (
+        "not_a_recipient",
+        f"observers: accreditation {mid(603)} is not a liaison officer of {A}",
+    )
+
+
+def test_the_officer_is_copied_only_on_messages_to_the_host(history: History) -> None:
+    _accredit_with_keys(history, mid(604))
+    assert _refusal(_copying(history, mid(604), to=C)) == (
+        "not_a_recipient",
+        f"observers: the officer of accreditation {mid(604)} is posted with {B}, which this "
+        "message is not addressed to",
+    )
+
+
+def test_the_officer_key_must_be_the_one_the_consent_vouched_for(history: History) -> None:
+    _accredit_with_keys(history, mid(605))
+    other = AuthorityKeys.generate("x25519")
+    assert _refusal(_copying(history, mid(605), officer=other)) == (
+        "stale_recipient_key",
+        f"wrapped_keys: sealed to key {other.key_id} for accreditation {mid(605)}, whose consent "
+        f"vouches for key {OFFICER.key_id}",
+    )
+    _accredit_with_keys(history, mid(606), keys=False)
+    assert _refusal(_copying(history, mid(606))) == (
+        "stale_recipient_key",
+        f"wrapped_keys: sealed to key {OFFICER.key_id} for accreditation {mid(606)}, whose "
+        "consent carries no officer key",
+    )

@@ -19,7 +19,6 @@ import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from html.parser import HTMLParser
-from pathlib import Path
 
 import aiohttp
 import msgspec
@@ -30,14 +29,17 @@ from hub.errors import ValidationError
 from hub.gateway import dashboard
 from hub.gateway.feed import LedgerFeed
 from hub.gateway.http import HttpDeps, create_app
-from hub.gateway.tokens import TokenStore, tokens_path
+from hub.gateway.token_store import TokenStore
+from hub.gateway.tokens import encode_record
 from hub.ledger.merkle import leaf_hash
 from hub.ledger.projections.state import HubState
 from hub.settings import HubSettings
 from schemas.codec import decode
 from schemas.ledger import LedgerEntry
 from tests import access_events
+from tests.harness import eventually
 from tests.hub.audit.history import NOW, History, mid, standard
+from tests.hub.gateway.conftest import TokenBucket
 
 A, B, C = "XA-MOJ", "XB-MOJ", "XC-MOJ"
 AB_CASE, AC_CASE, BC_CASE = mid(1), mid(2), mid(3)
@@ -80,7 +82,9 @@ class Api:
         self.client, self.history, self.state = client, h, state
         self.feed, self.tokens, self.clock = feed, tokens, clock
 
-    def token(self, role: str, **scope: str) -> str:
+    bucket: TokenBucket  # where ``tokens`` keeps its records (a real nats-server)
+
+    async def token(self, role: str, **scope: str) -> str:
         """A token of ``role``; a liaison officer's or auditor's accreditation is recorded in
         the ledger first, as ``hub liaison accredit`` / ``hub auditor admit`` do."""
         if role == "liaison":
@@ -92,13 +96,14 @@ class Api:
             )
         else:
             accreditation = None
-        return self.tokens.issue(
+        issued = await self.tokens.issue(
             role,  # type: ignore[arg-type]
             now=self.clock.now(),
             valid_for=timedelta(days=1),
             accreditation_id=accreditation,
             **scope,
-        ).token
+        )
+        return issued.token
 
     def next_id(self) -> str:
         return self.history._next_id()
@@ -133,18 +138,20 @@ def _history() -> History:
 
 
 @pytest.fixture
-async def api(tmp_path: Path) -> AsyncIterator[Api]:
+async def api(bucket: TokenBucket) -> AsyncIterator[Api]:
     h = _history()
     state = HubState()
     for data in h.entries:
         state.apply(decode(data, LedgerEntry))
     feed, clock = LedgerFeed(), Clock(NOW + timedelta(hours=1))
-    tokens = TokenStore(tokens_path(tmp_path))
+    tokens = await bucket.store()  # the app follows the bucket while it runs
     deps = HttpDeps(
         state=lambda: state, ledger=MemoryLedger(h.entries), feed=feed, tokens=tokens, clock=clock
     )
     async with TestClient(TestServer(create_app(HubSettings(), deps))) as client:
-        yield Api(client, h, state, feed, tokens, clock)
+        made = Api(client, h, state, feed, tokens, clock)
+        made.bucket = bucket
+        yield made
 
 
 def _ids(rows: object) -> set[str]:
@@ -156,7 +163,7 @@ class TestScopes:
     """Each role sees exactly its cases; anything else is 403 (401 without a live token)."""
 
     async def test_liaison_sees_exactly_its_pair(self, api: Api) -> None:
-        token = api.token("liaison", officer="XA-LO-1", home=A, host=B)
+        token = await api.token("liaison", officer="XA-LO-1", home=A, host=B)
         assert _ids(await api.json("/api/v1/status", token)) == {AB_CASE}
         trail = await api.json(f"/api/v1/cases/{AB_CASE}/trail", token)
         assert isinstance(trail, list) and [t["type"] for t in trail][:2] == [
@@ -187,7 +194,7 @@ class TestScopes:
             assert (await response.json())["error"] == "forbidden"
 
     async def test_authority_sees_its_own_cases(self, api: Api) -> None:
-        token = api.token("authority", authority=C)
+        token = await api.token("authority", authority=C)
         assert _ids(await api.json("/api/v1/status", token)) == {AC_CASE, BC_CASE}
         assert _ids(await api.json(f"/api/v1/status?authority={B}", token)) == {BC_CASE}
         assert (await api.get(f"/api/v1/cases/{AB_CASE}/trail", token)).status == 403
@@ -196,7 +203,7 @@ class TestScopes:
         assert (await api.get("/api/v1/ledger", token)).status == 403
 
     async def test_auditor_sees_all_metadata_and_no_content(self, api: Api) -> None:
-        token = api.token("auditor")
+        token = await api.token("auditor")
         assert _ids(await api.json("/api/v1/status", token)) == {AB_CASE, AC_CASE, BC_CASE}
         response = await api.get("/api/v1/ledger?from=0&limit=1000", token)
         entries = await response.json()
@@ -241,12 +248,12 @@ class TestScopes:
             "/api/v1/events",
             "/metrics",
         ]
-        revoked = api.token("operator")
-        api.tokens.revoke(revoked.split("_")[1], now=api.clock.now())
-        expiring = api.token("operator")
-        forged = api.token("operator")[:-4] + "AAAA"
+        revoked = await api.token("operator")
+        await api.tokens.revoke(revoked.split("_")[1], now=api.clock.now())
+        expiring = await api.token("operator")
+        forged = (await api.token("operator"))[:-4] + "AAAA"
         api.clock.at += timedelta(days=1, seconds=1)  # `expiring` is now past its day
-        alive = api.token("operator")
+        alive = await api.token("operator")
         for path in protected:
             for token in (None, "not-a-token", forged, revoked, expiring):
                 response = await api.get(path, token)
@@ -259,7 +266,7 @@ class TestScopes:
             assert (await api.get(public)).status == 200
 
     async def test_bad_parameters_are_400(self, api: Api) -> None:
-        token = api.token("operator")
+        token = await api.token("operator")
         for path in (
             "/api/v1/stats?by=colour",
             "/api/v1/ledger?limit=0",
@@ -278,7 +285,7 @@ class TestExports:
     """Reviews and statistics export as CSV, JSON, HTML and SVG that parse."""
 
     async def test_exports_parse(self, api: Api) -> None:
-        token = api.token("liaison", officer="XA-LO-1", home=A, host=B)
+        token = await api.token("liaison", officer="XA-LO-1", home=A, host=B)
         response = await api.get("/api/v1/review?format=csv", token)
         assert (
             response.headers["Content-Disposition"]
@@ -347,18 +354,20 @@ class TestAccreditations:
         assert reason in body["detail"], body["detail"]
 
     async def test_revoking_the_accreditation_ends_every_token_at_once(self, api: Api) -> None:
-        first = api.token("liaison", officer="XA-LO-1", home=A, host=B)
+        first = await api.token("liaison", officer="XA-LO-1", home=A, host=B)
         accreditation = api.state.access.all()[-1].accreditation_id
-        second = api.tokens.issue(
-            "liaison",
-            now=api.clock.now(),
-            valid_for=DAY,
-            officer="XA-LO-1",
-            home=A,
-            host=B,
-            accreditation_id=accreditation,
+        second = (
+            await api.tokens.issue(
+                "liaison",
+                now=api.clock.now(),
+                valid_for=DAY,
+                officer="XA-LO-1",
+                home=A,
+                host=B,
+                accreditation_id=accreditation,
+            )
         ).token
-        other = api.token("liaison", officer="XA-LO-2", home=A, host=B)
+        other = await api.token("liaison", officer="XA-LO-2", home=A, host=B)
         statement = access_events.revocation(accreditation, "posting ended")
         index = api.history.append(access_events.recorded(statement))
         api.fold(api.history.entries.pop())
@@ -375,41 +384,43 @@ class TestAccreditations:
         until = api.clock.now() + timedelta(hours=2)
         statement = access_events.liaison(accreditation, "XA-LO-3", A, B, until=until)
         api.fold(api.history.entry(access_events.recorded(statement)))
-        token = api.tokens.issue(
-            "liaison",
-            now=api.clock.now(),
-            valid_for=timedelta(days=5),
-            officer="XA-LO-3",
-            home=A,
-            host=B,
-            accreditation_id=accreditation,
+        token = (
+            await api.tokens.issue(
+                "liaison",
+                now=api.clock.now(),
+                valid_for=timedelta(days=5),
+                officer="XA-LO-3",
+                home=A,
+                host=B,
+                accreditation_id=accreditation,
+            )
         ).token
         assert (await api.get("/api/v1/whoami", token)).status == 200
         api.clock.at = until
         await self._refused(api, token, f"expired at {until.isoformat()}")
 
     async def test_revoking_the_host_authority_ends_the_liaison(self, api: Api) -> None:
-        liaison = api.token("liaison", officer="XA-LO-1", home=A, host=B)
-        auditor = api.token("auditor")
+        liaison = await api.token("liaison", officer="XA-LO-1", home=A, host=B)
+        auditor = await api.token("auditor")
         revoked = api.history.append(access_events.authority_revoked(B))
         api.fold(api.history.entries.pop())
         await self._refused(api, liaison, f"{B} was revoked at ledger index {revoked}")
         assert (await api.get("/api/v1/whoami", auditor)).status == 200
 
     async def test_a_token_naming_no_accreditation_is_refused(self, api: Api) -> None:
-        record = api.tokens.issue(
+        record = await api.tokens.issue(
             "operator", now=api.clock.now(), valid_for=DAY, label="to be tampered with"
         )
-        # A token file edited by hand: the role says auditor, nothing in the ledger backs it.
+        # A record rewritten in the bucket: the role says auditor, nothing in the ledger backs it.
         forged = msgspec.structs.replace(record.record, role="auditor")
-        with api.tokens._locked() as tokens:
-            tokens[:] = [forged if t.token_id == forged.token_id else t for t in tokens]
+        await api.bucket.kv.put(forged.token_id, encode_record(forged))
+        await eventually(lambda: api.tokens.records() == [forged], "the forged record")
         await self._refused(api, record.token, "names no accreditation")
         with pytest.raises(ValidationError, match="accreditation: liaison and auditor tokens"):
-            api.tokens.issue("auditor", now=api.clock.now(), valid_for=DAY)
+            await api.tokens.issue("auditor", now=api.clock.now(), valid_for=DAY)
 
     async def test_an_auditor_reads_the_ledger_until_revoked(self, api: Api) -> None:
-        token = api.token("auditor")
+        token = await api.token("auditor")
         accreditation = api.state.access.all()[-1]
         assert accreditation.role == "auditor" and accreditation.holder == "AUD-1"
         assert (await api.get("/api/v1/ledger", token)).status == 200
@@ -424,7 +435,7 @@ class TestEvents:
     """Server-sent events: scoped status changes, and the end of a revoked token's stream."""
 
     async def test_status_event_for_the_pair_only_then_revocation(self, api: Api) -> None:
-        token = api.token("liaison", officer="XA-LO-1", home=A, host=B)
+        token = await api.token("liaison", officer="XA-LO-1", home=A, host=B)
         response = await api.get("/api/v1/events", token)
         assert response.content_type == "text/event-stream"
         events = _events(response)
@@ -436,7 +447,7 @@ class TestEvents:
         api.fold(api.history.entry(api.history.envelope(B, A, "request.submit", new_case)))
         name, data = await asyncio.wait_for(anext(events), 5)
         assert (name, data["case_id"], data["state"]) == ("status", new_case, "submitted")
-        api.tokens.revoke(token.split("_")[1], now=api.clock.now())
+        await api.tokens.revoke(token.split("_")[1], now=api.clock.now())
         api.fold(api.history.entry(api.history.envelope(A, B, "request.submit", mid(6))))
         assert (await asyncio.wait_for(anext(events), 5))[0] == "revoked"
         assert await _drained(api.feed)
@@ -444,7 +455,7 @@ class TestEvents:
     async def test_the_stream_ends_when_the_ledger_revokes_the_accreditation(
         self, api: Api
     ) -> None:
-        token = api.token("liaison", officer="XA-LO-1", home=A, host=B)
+        token = await api.token("liaison", officer="XA-LO-1", home=A, host=B)
         accreditation = api.state.access.all()[-1].accreditation_id
         events = _events(await api.get("/api/v1/events", token))
         assert (await asyncio.wait_for(anext(events), 5))[0] == "hello"

@@ -1,7 +1,9 @@
 """The read API beside a real hub on its own nats-server and a real loopback port: live
 events fed by the service's ``on_entry``, the ledger and checkpoints read from JetStream, and
-``running_hub(http_port=...)`` as ``hub up --http-port`` runs it, with ``hub liaison accredit``
-(``hub.gateway.http``, ``hub.runtime``, ``hub.cli_access``; DESIGN.md 7; issue 5)."""
+``running_hub(http_port=...)`` as ``hub up --http-port`` runs it, with ``hub liaison accredit``,
+``hub token issue|revoke`` reaching the running API through the token bucket, and the one-time
+import of a former ``tokens.json`` (``hub.gateway.http``, ``hub.runtime``, ``hub.cli_access``;
+DESIGN.md 7; issue 5)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 from nats.aio.client import Client as NatsClient
+from structlog.testing import capture_logs
 
 from hub import ids
 from hub.cli import _parser as hub_parser
@@ -25,14 +28,15 @@ from hub.gateway.feed import LedgerFeed
 from hub.gateway.http import HttpDeps, create_app, serve
 from hub.gateway.intake_client import IntakeClient
 from hub.gateway.service import HubService
-from hub.gateway.tokens import TokenStore, tokens_path
+from hub.gateway.token_store import TokenStore
+from hub.gateway.tokens import new_token, tokens_path
 from hub.operator import admission_request, init_hub, submit_admission
 from hub.runtime import operator_key, running_hub
 from hub.settings import HubPaths, HubSettings, load_settings
 from hub.subjects import OPERATOR
 from node_agent.config import AgentSettings
 from node_agent.identity import card_file
-from schemas.access import AuditorAccreditation, LiaisonAccreditation, LiaisonConsent
+from schemas.access import AuditorAccreditation, LiaisonAccreditation, LiaisonConsent, TokenFile
 from schemas.codec import encode_json
 from tests.harness import HubHarness
 from tests.hub.gateway.test_http import DAY, A, B, C, _events
@@ -73,7 +77,8 @@ async def test_live_status_beside_a_real_hub(
         a, _, _ = await hub.authority(A), await hub.authority(B), await hub.authority(C)
         assert hub.service is not None
         service = hub.service
-        tokens = TokenStore(tokens_path(tmp_path))
+        assert hub.nc is not None
+        tokens = await TokenStore.open(hub.nc.jetstream())
         deps = HttpDeps(
             state=lambda: service.state,
             ledger=service.ledger,
@@ -107,11 +112,11 @@ async def test_live_status_beside_a_real_hub(
             ),
         ]  # fmt: skip
         assert [v.status for v in verdicts] == ["accepted", "accepted"], verdicts
-        liaison = tokens.issue(
+        liaison = await tokens.issue(
             "liaison", now=now, valid_for=DAY, officer="LO-1", home=A, host=B,
             accreditation_id=accreditation,
         )  # fmt: skip
-        auditor = tokens.issue(
+        auditor = await tokens.issue(
             "auditor", now=now, valid_for=DAY, accreditation_id=auditor_accreditation
         )
         try:
@@ -212,6 +217,8 @@ async def test_hub_up_serves_the_api_and_accredits_a_liaison_officer(  # noqa: P
             )  # fmt: skip
             async with aiohttp.ClientSession(hub.http_url) as session:
                 assert (await session.get("/healthz")).status == 200
+                for token in (issued["token"], again["token"], auditor["token"]):
+                    await _whoami_until(session, token, 200)  # the API's watcher has them
                 for token in (issued["token"], again["token"]):
                     who = await session.get("/api/v1/whoami", headers=_auth(token))
                     assert (await who.json())["pair"] == [A, B]
@@ -234,9 +241,10 @@ async def test_hub_up_serves_the_api_and_accredits_a_liaison_officer(  # noqa: P
                 ]
                 await run("auditor", "revoke", *data, "--auditor", "AUD-7", "--reason", "done",
                           "--json")  # fmt: skip
-                who = await session.get("/api/v1/whoami", headers=_auth(auditor["token"]))
-                assert who.status == 401
-                assert (await who.json())["detail"].endswith(" was revoked")
+                # The ledger ends the accreditation at once; the token record follows within
+                # a moment, and then authentication refuses it before the ledger is asked.
+                revoked_token = f"authorization: token {auditor['token_id']} was revoked"
+                await _whoami_until(session, auditor["token"], 401, revoked_token)
         finally:
             stop.set()
             await task
@@ -244,6 +252,70 @@ async def test_hub_up_serves_the_api_and_accredits_a_liaison_officer(  # noqa: P
     async with aiohttp.ClientSession() as session:
         with pytest.raises(aiohttp.ClientConnectionError):
             await session.get(f"{url}/healthz")
+
+
+async def test_hub_up_imports_old_tokens_and_follows_the_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``hub up`` on TLS and nkeys: a former ``tokens.json`` is imported into the bucket once
+    (and renamed); ``hub token issue`` and ``revoke``, connecting as the hub's own NATS user,
+    reach the running read API within a bounded wait."""
+    paths = HubPaths(tmp_path / "H")
+    now = SystemClock().now()
+    init_hub(paths, HubSettings(), now=now)
+    old = new_token(
+        "authority", token_id="00000000000000aa", secret="s" * 43, now=now, valid_for=DAY,
+        authority=A, label="issued before the bucket",
+    )  # fmt: skip
+    legacy = tokens_path(paths.root)
+    legacy.parent.mkdir(parents=True, exist_ok=True)
+    legacy.write_bytes(encode_json(TokenFile(tokens=[old.record])))
+    with capture_logs() as logs:
+        async with running_hub(paths, load_settings(paths), nats_port=0, http_port=0) as hub:
+            assert hub.http_url is not None
+            assert not legacy.exists() and legacy.with_name("tokens.json.imported").exists()
+            data = ["--data", str(paths.root)]  # no --nats: the running hub's (run.json)
+            async with aiohttp.ClientSession(hub.http_url) as session:
+                who = await session.get("/api/v1/whoami", headers=_auth(old.token))
+                assert (await who.json())["authority"] == A  # imported before the API started
+                issued = await _cli(capsys, "token", "issue", *data, "--role", "operator",
+                                    "--json")  # fmt: skip
+                await _whoami_until(session, issued["token"], 200)
+                await _cli(capsys, "token", "revoke", *data, "--id", issued["token_id"], "--json")
+                revoked = f"authorization: token {issued['token_id']} was revoked"
+                await _whoami_until(session, issued["token"], 401, revoked)
+    [event] = [e for e in logs if e["event"] == "access_tokens_imported"]
+    assert (event["imported"], event["kept"]) == (1, 0)
+
+
+async def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
+    """Run a ``hub`` command in process; its JSON output (structlog may print before it)."""
+    args = hub_parser().parse_args(list(argv))
+    assert await args.run(args) == 0, argv
+    lines = capsys.readouterr().out.splitlines(keepends=True)
+    first = next(i for i, line in enumerate(lines) if line[:1] in "{[")
+    return json.loads("".join(lines[first:]))
+
+
+async def _whoami_until(
+    session: aiohttp.ClientSession,
+    token: str,
+    status: int,
+    detail: str | None = None,
+    seconds: float = 5.0,
+) -> Any:
+    """Ask ``whoami`` until it answers ``status`` (and ``detail``), within ``seconds``: a token
+    issued or revoked through the bucket reaches a running API's index within a moment."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while True:
+        async with session.get("/api/v1/whoami", headers=_auth(token)) as response:
+            body = await response.json()
+            if response.status == status and (detail is None or body["detail"] == detail):
+                return body
+        if loop.time() > deadline:
+            raise AssertionError(f"whoami still {response.status} after {seconds} s: {body}")
+        await asyncio.sleep(0.02)
 
 
 def _auth(token: str) -> dict[str, str]:

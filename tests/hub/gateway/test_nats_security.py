@@ -31,12 +31,13 @@ from hub import ids, subjects
 from hub.crypto import envelope as sealing
 from hub.crypto.keys import AuthorityKeys, OperatorKey
 from hub.crypto.tls import CertAndKey, make_ca, make_server_cert
-from hub.errors import ValidationError
+from hub.errors import UnavailableError, ValidationError
 from hub.gateway import nats_security as sec
 from hub.gateway.connection import close
 from hub.gateway.intake_client import IntakeClient
 from hub.gateway.nats_server import EmbeddedNats, NatsServerOptions
 from hub.gateway.service import HubService
+from hub.gateway.token_store import TokenStore
 from hub.ledger.store import ensure_topology
 from hub.ledger.transparency import new_log_key
 from hub.operator import admission_request, submit_admission
@@ -50,6 +51,7 @@ from tests.harness import eventually
 
 A, B = "XA-MOJ", "XB-MOJ"
 NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
+DAY = timedelta(days=1)
 SHORT = 0.3  # how long a refused request waits for an answer that never comes
 
 
@@ -160,6 +162,11 @@ class TestPermissions:
             "$JS.ACK.DELIVER.agent-XB-MOJ.1.1.1.0.0",
             "$JS.ACK.DELIVER.agent-XA-MOJ.SUBMIT.hub.1.1.1.0.0",  # v2-shaped, 13 tokens
             "$KV.DIRECTORY.card.XA-MOJ",
+            "$KV.ACCESS_TOKENS.0123456789abcdef",
+            "$JS.API.STREAM.INFO.KV_ACCESS_TOKENS",
+            "$JS.API.DIRECT.GET.KV_ACCESS_TOKENS.$KV.ACCESS_TOKENS.0123456789abcdef",
+            "$JS.API.STREAM.MSG.GET.KV_ACCESS_TOKENS",
+            "$JS.API.CONSUMER.CREATE.KV_ACCESS_TOKENS",
         ],
     )
     def test_authority_reaches_nothing_else(self, subject: str) -> None:
@@ -542,6 +549,86 @@ class TestAuthorityCannotReachOthers:
         await secured.refused(A, _violation("publish", delivered.reply))
         info = await b_js.consumer_info("DELIVER", sec.delivery_consumer(B))
         assert info.num_ack_pending == 1  # B's message was not acked by A
+
+
+TOKENS = subjects.ACCESS_TOKENS_BUCKET
+TOKENS_STREAM = f"KV_{TOKENS}"
+TOKEN_KEY = f"$KV.{TOKENS}.0123456789abcdef"
+TOKEN_REQUESTS: list[tuple[str, Attempt, str]] = [
+    (
+        "bind to the bucket",
+        lambda nc, js: js.key_value(TOKENS),
+        f"$JS.API.STREAM.INFO.{TOKENS_STREAM}",
+    ),
+    (
+        "direct get of a record",
+        lambda nc, js: js.get_last_msg(TOKENS_STREAM, TOKEN_KEY, direct=True),
+        f"$JS.API.DIRECT.GET.{TOKENS_STREAM}.{TOKEN_KEY}",
+    ),
+    (
+        "message get of a record",
+        lambda nc, js: js.get_msg(TOKENS_STREAM, seq=1),
+        f"$JS.API.STREAM.MSG.GET.{TOKENS_STREAM}",
+    ),
+    (
+        "watch the bucket (ordered consumer)",
+        lambda nc, js: js.subscribe(f"$KV.{TOKENS}.>", stream=TOKENS_STREAM, ordered_consumer=True),
+        f"$JS.API.CONSUMER.CREATE.{TOKENS_STREAM}",
+    ),
+    (
+        "write a record",
+        lambda nc, js: js.publish(TOKEN_KEY, b"forged", timeout=SHORT),
+        TOKEN_KEY,
+    ),
+]
+
+
+@pytest.mark.nats
+class TestTokenBucketIsTheHubsAlone:
+    """The read API's token records (``ACCESS_TOKENS``): no node agent reads, watches or writes
+    them; the hub's user, under the same configuration, does all three."""
+
+    @pytest.mark.parametrize(
+        ("attempt", "subject"),
+        [(a, s) for _, a, s in TOKEN_REQUESTS],
+        ids=[label for label, _, _ in TOKEN_REQUESTS],
+    )
+    async def test_request_refused(self, secured: Secured, attempt: Attempt, subject: str) -> None:
+        await (await TokenStore.open(_hub_js(secured))).issue("operator", now=NOW, valid_for=DAY)
+        nc = await secured.connect(secured.ids[A])
+        with pytest.raises(nats.errors.TimeoutError):
+            await attempt(nc, nc.jetstream(timeout=SHORT))
+        await secured.refused(A, _violation("publish", subject))
+
+    async def test_subscription_refused(self, secured: Secured) -> None:
+        nc = await secured.connect(secured.ids[A])
+        sub = await nc.subscribe(f"$KV.{TOKENS}.>")
+        await secured.refused(A, _violation("subscription", f"$KV.{TOKENS}.>"))
+        await (await TokenStore.open(_hub_js(secured))).issue("operator", now=NOW, valid_for=DAY)
+        with pytest.raises(nats.errors.TimeoutError):
+            await sub.next_msg(timeout=SHORT)
+
+    async def test_the_token_store_as_an_authority(self, secured: Secured) -> None:
+        """What the hub's own code would meet on an authority's connection: a clear refusal."""
+        nc = await secured.connect(secured.ids[A])
+        with pytest.raises(UnavailableError) as refused:
+            await TokenStore.open(nc.jetstream(timeout=SHORT))
+        assert str(refused.value) == "access tokens: ACCESS_TOKENS not reachable (nats: timeout)"
+        await secured.refused(A, _violation("publish", f"$JS.API.STREAM.INFO.{TOKENS_STREAM}"))
+
+    async def test_the_hub_reads_watches_and_writes(self, secured: Secured) -> None:
+        writer = await TokenStore.open(_hub_js(secured))
+        reader = await TokenStore.open((await secured.connect(secured.hub)).jetstream())
+        await reader.follow()
+        try:
+            issued = await writer.issue("operator", now=NOW, valid_for=DAY)
+            token_id = issued.record.token_id
+            await eventually(lambda: reader.still_live(token_id, now=NOW), "the new token")
+            await writer.revoke(token_id, now=NOW)
+            await eventually(lambda: not reader.still_live(token_id, now=NOW), "the revocation")
+        finally:
+            await reader.close()
+        assert secured.errors[sec.HUB_USER] == []
 
 
 @pytest.mark.nats
