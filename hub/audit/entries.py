@@ -5,8 +5,12 @@ rules (``Directory.check_card``) and carry a rotation signature by the key it re
 ``rotation_signature`` job); a revocation is the pinned operator's (``revocation_signature``);
 signatures are resolved against the key valid when made (``Directory.signing_key``: expired,
 replaced and revoked keys end there); nothing is recorded by or to an authority after its
-revocation (``revoked_party``). The hub's ``stale_recipient_key`` rule cannot be replayed: the
-ledger keeps only the digest of the wrapped keys.
+revocation (``revoked_party``). Access statements (liaison accreditations, auditors,
+revocations) are the pinned operator's (``access_signature``) and follow the hub's access rules
+at their recorded time, the home authority's consent included (``accreditation``); a message
+copies only the sender's own accredited officers (``observers``). The hub's
+``stale_recipient_key`` rule cannot be replayed: the ledger keeps only the digest of the wrapped
+keys.
 
 Pure (STYLE rule 1). Each function reads the projections folded *before* the entry (the
 directory with its key history, the message index, the cases), appends the entry's signature
@@ -22,13 +26,16 @@ from datetime import datetime
 
 from hub.audit.jobs import JobCheck, SignatureJob
 from hub.audit.outcome import Divergence
+from hub.crypto.access import open_statement
 from hub.crypto.cards import open_card
 from hub.errors import HubError, InvalidTransition, Revoked
+from hub.gateway.decisions import Limits
 from hub.ledger.lifecycle import allowed_types
 from hub.ledger.projections.state import HubState
 from schemas.codec import decode
 from schemas.envelope import Header
 from schemas.ledger import (
+    AccessRecorded,
     AuthorityAdmitted,
     AuthorityRevoked,
     EnvelopeRecorded,
@@ -77,6 +84,7 @@ class Counts:
     rejections: int = 0
     rotations: int = 0
     revocations: int = 0
+    accreditations: int = 0
 
 
 @dataclass(slots=True)
@@ -86,6 +94,7 @@ class _Context:
     data: bytes
     jobs: list[SignatureJob]
     counts: Counts
+    recorded_at: datetime
 
     def job(self, check: JobCheck, key: bytes, signer: str, key_id: str = "") -> None:
         self.jobs.append(
@@ -123,13 +132,18 @@ def check_event(
     data: bytes,
     jobs: list[SignatureJob],
     counts: Counts,
+    *,
+    recorded_at: datetime,
 ) -> None:
-    """Run steps 3-7 on ``event`` (entry ``index``, exact bytes ``data``) before it is folded."""
-    ctx = _Context(state, index, data, jobs, counts)
+    """Run steps 3-7 on ``event`` (entry ``index``, exact bytes ``data``, recorded by the hub
+    at ``recorded_at``) before it is folded."""
+    ctx = _Context(state, index, data, jobs, counts, recorded_at)
     if isinstance(event, AuthorityAdmitted):
         _admission(ctx, event, operator_keys)
     elif isinstance(event, AuthorityRevoked):
         _revocation(ctx, event, operator_keys)
+    elif isinstance(event, AccessRecorded):
+        _access(ctx, event, operator_keys)
     elif isinstance(event, EnvelopeRecorded):
         _envelope(ctx, event)
     elif isinstance(event, ReceiptRecorded):
@@ -192,6 +206,43 @@ def _revocation(ctx: _Context, event: AuthorityRevoked, operator_keys: frozenset
     ctx.counts.revocations += 1
 
 
+def _access(ctx: _Context, event: AccessRecorded, operator_keys: frozenset[bytes]) -> None:
+    """A liaison accreditation, an auditor admission or a revocation: the hub's own rules
+    (``Accreditations.check``) replayed at the entry's recorded time."""
+    _pinned(ctx, event.operator_key, operator_keys, "access statement")  # (3)
+    ctx.job("access_signature", event.operator_key, "operator")  # (4)
+    try:
+        statement = open_statement(event.statement)  # (5)
+    except HubError as e:
+        raise ctx.fail(
+            "access_statement", "an operator access statement", _error(e), "does not decode"
+        ) from e
+    state = ctx.state
+    try:  # (6) the consent's signature by the home authority's key of the time is checked here
+        earlier = state.access.check(
+            statement,
+            event.statement,
+            state.directory,
+            at=ctx.recorded_at,
+            max_skew=Limits().max_clock_skew,
+        )
+    except HubError as e:
+        raise ctx.fail(
+            "accreditation",
+            "a statement the hub's access rules accept",
+            _error(e),
+            "the access statement may not be recorded",
+        ) from e
+    if earlier is not None:
+        raise ctx.fail(
+            "accreditation",
+            "each access statement recorded once",
+            f"the same statement again (first at {earlier})",
+            "access statement recorded twice",
+        )
+    ctx.counts.accreditations += 1
+
+
 def _not_revoked(ctx: _Context, authority: str, role: str) -> None:
     """(6) The hub refuses every new submission by, or addressed to, a revoked authority."""
     revoked = ctx.state.directory.revocation(authority)
@@ -231,6 +282,15 @@ def _envelope(ctx: _Context, event: EnvelopeRecorded) -> None:
     _not_revoked(ctx, sender, "sender")
     for recipient in header.recipients:
         _not_revoked(ctx, recipient, "recipient")
+    try:  # (6) copied liaison officers (the key ids are not in the ledger, as for recipients)
+        state.access.check_observers(header, state.directory, at=ctx.recorded_at, key_ids=None)
+    except HubError as e:
+        raise ctx.fail(
+            "observers",
+            "only the sender's own accredited officers, posted with a recipient",
+            _error(e),
+            "copies a liaison officer the hub should have refused",
+        ) from e
     try:
         state.cases.check(header)  # (7)
     except HubError as e:

@@ -20,11 +20,12 @@ from typing import Literal
 import msgspec
 
 from hub.audit.outcome import Divergence
-from hub.crypto import cards, receipts
+from hub.crypto import access, cards, receipts
 from hub.crypto.envelope import verify_recorded
 from hub.errors import HubError, KeyNotValid
 from schemas.codec import decode
 from schemas.ledger import (
+    AccessRecorded,
     AuthorityAdmitted,
     AuthorityRevoked,
     EnvelopeRecorded,
@@ -41,6 +42,7 @@ JobCheck = Literal[
     "receipt_signature",
     "rotation_signature",
     "revocation_signature",
+    "access_signature",
 ]
 
 
@@ -84,6 +86,8 @@ def _check(job: SignatureJob) -> None:
         cards.verify_rotation(event.signed, job.key)
     elif job.check == "revocation_signature" and isinstance(event, AuthorityRevoked):
         cards.verify_revocation(event.authority, event.reason, job.key, event.operator_signature)
+    elif job.check == "access_signature" and isinstance(event, AccessRecorded):
+        access.verify_statement(event.statement, job.key, event.operator_signature)
     else:
         raise KeyNotValid(f"job: {job.check} does not apply to a {type(event).__name__}")
 

@@ -104,6 +104,7 @@ class Report(Strict, frozen=True, kw_only=True, tag="mla.audit.report.v1"):
     rotations: int = 0
     """Admissions of new keys, each with its rotation signature by the previous key checked."""
     revocations: int = 0
+    accreditations: int = 0  # liaison officers and auditors accredited, or revoked
 
 
 def rank(divergence: Divergence, position: int) -> Rank:

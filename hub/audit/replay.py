@@ -172,6 +172,7 @@ class Replayer:
             rejections=self._counts.rejections,
             rotations=self._counts.rotations,
             revocations=self._counts.revocations,
+            accreditations=self._counts.accreditations,
         )
 
     # --- per entry ----------------------------------------------------------------------------
@@ -196,6 +197,7 @@ class Replayer:
             data,
             self._jobs,
             self._counts,
+            recorded_at=entry.recorded_at,
         )
         try:
             change = self.state.apply(entry)  # (8)
