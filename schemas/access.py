@@ -165,7 +165,8 @@ class AccessToken(Strict, frozen=True, kw_only=True, tag="mla.access.token.v1"):
 
 
 class TokenFile(Strict, frozen=True, kw_only=True, tag="mla.access.token_file.v1"):
-    """The hub's token store (``<data>/access/tokens.json``), written atomically."""
+    """The former token file (``<data>/access/tokens.json``): ``hub up`` imports it once into
+    the ``ACCESS_TOKENS`` bucket and renames it ``tokens.json.imported``."""
 
     tokens: list[AccessToken] = []
 
