@@ -169,6 +169,13 @@ def _admission(ctx: _Context, event: AuthorityAdmitted, operator_keys: frozenset
         ) from e
     if card.id != event.authority:
         raise ctx.fail("authority_card", event.authority, card.id, "the card is another's")
+    if card.valid_until is not None and card.valid_until <= ctx.recorded_at:  # (5) as the hub
+        raise ctx.fail(
+            "card_expired",
+            f"a card valid when recorded ({ctx.recorded_at.isoformat()})",
+            f"valid until {card.valid_until.isoformat()}",
+            "an expired card was admitted",
+        )
     directory = ctx.state.directory
     try:
         previous = directory.check_card(card, event.signed)  # (5) the hub's rotation rules

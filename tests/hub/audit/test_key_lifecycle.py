@@ -253,3 +253,32 @@ class TestRevocationBroken:
         h = lifecycle()
         h.admit(B)
         diverges(h.entries, 10, "revoked_party")
+
+
+class TestCardTerm:
+    """The hub refuses a card past its ``valid_until``; the replay does too, at recorded_at."""
+
+    def test_an_expired_card_admitted(self) -> None:
+        h = History()
+        keys = authority_keys("XD-MOJ")
+        card = AuthorityCard(
+            id="XD-MOJ",
+            state="XD",
+            name="Central Authority of XD",
+            kinds=["mla"],
+            languages=["en"],
+            keys=keys.public(),
+            valid_from=NOW - timedelta(days=30),
+            valid_until=NOW,  # entry 0 is recorded at NOW: the card has just ended
+        )
+        signed = cards.sign_card(card, keys)
+        index = h.append(
+            AuthorityAdmitted(
+                authority="XD-MOJ",
+                signed=signed,
+                operator_key=OPERATOR.public,
+                operator_signature=cards.admit(signed, OPERATOR, now=NOW - timedelta(minutes=1)),
+            )
+        )
+        outcome = diverges(h.entries, index, "card_expired")
+        assert outcome.found == f"valid until {NOW.isoformat()}"
