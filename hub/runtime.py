@@ -28,7 +28,7 @@ from hub.gateway.token_store import TokenStore, import_token_file
 from hub.gateway.tokens import tokens_path
 from hub.keyfiles import read_private
 from hub.ledger.projections.directory import Directory
-from hub.ledger.store import ContentStore, StreamLayout
+from hub.ledger.store import ContentStore, StreamLayout, when_ready
 from hub.settings import HubPaths, HubSettings, RunInfo
 from hub.transport_security import hub_credentials, is_secured, update_security
 from schemas.ledger import AccessRecorded, LedgerEntry
@@ -94,6 +94,11 @@ class _Hooks:
             await asyncio.wait(self._publishing, timeout=10)
 
 
+async def _content_store(nc: NatsClient) -> ContentStore:
+    """The content store for the read API's copies, once JetStream answers after the reload."""
+    return await when_ready(lambda: ContentStore.open(nc.jetstream()))
+
+
 @asynccontextmanager
 async def running_hub(
     paths: HubPaths,
@@ -153,7 +158,8 @@ async def running_hub(
                         clock=SystemClock(),
                         checkpoints=service.checkpoints,
                         copies=JetStreamCopies(
-                            nc.jetstream(), await ContentStore.open(nc.jetstream())
+                            nc.jetstream(),
+                            await when_ready(lambda: ContentStore.open(nc.jetstream())),
                         ),
                     )
                     api = await serve(create_app(settings, deps), settings.http_host, port)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
@@ -29,7 +28,6 @@ from nats.js.errors import (
     InvalidKeyError,
     KeyNotFoundError,
     KeyWrongLastSequenceError,
-    ServiceUnavailableError,
 )
 from nats.js.kv import KeyValue
 
@@ -44,6 +42,7 @@ from hub.gateway.tokens import (
     new_token,
     revoked,
 )
+from hub.ledger.store import when_ready
 from hub.logs import get_logger
 from schemas.access import AccessToken, Role, TokenFile
 from schemas.codec import decode_json
@@ -56,9 +55,8 @@ _BUCKET = subjects.ACCESS_TOKENS_BUCKET
 _LOAD_TIMEOUT_S = 30.0
 _ATTEMPTS = 20  # compare-and-set rounds; each lost round means another writer finished one
 _NATS_ERRORS = (TimeoutError, nats.errors.Error)
-# What JetStream answers for a moment after start or a configuration reload (``hub up`` reloads
-# nats-server right before its read API starts): not a reason to fail, ask again shortly.
-_NOT_READY = (ServiceUnavailableError, nats.errors.NoRespondersError)
+# JetStream answers "not ready" for a moment after start or a configuration reload (``hub up``
+# reloads nats-server right before its read API starts): ``when_ready`` asks again, this long.
 _NOT_READY_S = 10.0
 _log = get_logger("hub.tokens")
 
@@ -76,7 +74,7 @@ class TokenStore:
     async def open(cls, js: JetStreamContext) -> TokenStore:
         """The store on the hub's bucket (created by ``hub up``; refused if it is missing)."""
         try:
-            kv = await _when_ready(lambda: js.key_value(_BUCKET))
+            kv = await when_ready(lambda: js.key_value(_BUCKET), seconds=_NOT_READY_S)
         except BucketNotFoundError as e:
             raise UnavailableError(
                 f"access tokens: no {_BUCKET} bucket on this NATS; start the hub (`hub up`) once"
@@ -135,8 +133,8 @@ class TokenStore:
         latest value, and the watcher delivers latest values in sequence order.
         """
         try:
-            state = (await _when_ready(self._kv.status)).stream_info.state
-            watcher = await _when_ready(self._kv.watchall)
+            state = (await when_ready(self._kv.status, seconds=_NOT_READY_S)).stream_info.state
+            watcher = await when_ready(self._kv.watchall, seconds=_NOT_READY_S)
         except _NATS_ERRORS as e:
             raise UnavailableError(f"access tokens: cannot watch {_BUCKET} ({e})") from e
         last = state.last_seq if state.messages else 0
@@ -314,19 +312,6 @@ async def import_token_file(store: TokenStore, path: Path) -> int | None:
         renamed_to=str(done),
     )
     return imported
-
-
-async def _when_ready(call: Callable[[], Awaitable[T]]) -> T:
-    """``call()``, asked again while JetStream says it is not ready (for a bounded time)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + _NOT_READY_S
-    while True:
-        try:
-            return await call()
-        except _NOT_READY:
-            if loop.time() > deadline:
-                raise
-            await asyncio.sleep(0.1)
 
 
 async def _stop(watcher: KeyValue.KeyWatcher) -> None:
