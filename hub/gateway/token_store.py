@@ -79,8 +79,9 @@ class TokenStore:
             raise UnavailableError(
                 f"access tokens: no {_BUCKET} bucket on this NATS; start the hub (`hub up`) once"
             ) from e
-        except _NATS_ERRORS as e:
-            raise UnavailableError(f"access tokens: {_BUCKET} not reachable ({e})") from e
+        except (UnavailableError, *_NATS_ERRORS) as e:  # when_ready gave up: say what for
+            cause = e.__cause__ if isinstance(e, UnavailableError) and e.__cause__ else e
+            raise UnavailableError(f"access tokens: {_BUCKET} not reachable ({cause})") from e
         return cls(kv)
 
     # --- reading: the index ----------------------------------------------------------------------
@@ -135,8 +136,9 @@ class TokenStore:
         try:
             state = (await when_ready(self._kv.status, seconds=_NOT_READY_S)).stream_info.state
             watcher = await when_ready(self._kv.watchall, seconds=_NOT_READY_S)
-        except _NATS_ERRORS as e:
-            raise UnavailableError(f"access tokens: cannot watch {_BUCKET} ({e})") from e
+        except (UnavailableError, *_NATS_ERRORS) as e:
+            cause = e.__cause__ if isinstance(e, UnavailableError) and e.__cause__ else e
+            raise UnavailableError(f"access tokens: cannot watch {_BUCKET} ({cause})") from e
         last = state.last_seq if state.messages else 0
         try:
             async with asyncio.timeout(_LOAD_TIMEOUT_S):
