@@ -1,8 +1,8 @@
 """End-to-end: sealed requests from several senders to several recipients, until the receipt
 is recorded in the ledger.
 
-The hub runs in its own OS process (:mod:`bench.hub_proc`) and the recipients' node agents in
-another (:mod:`bench.agents_proc`), as a deployment would spread them. This process pre-seals the
+The hub runs in its own OS process (:mod:`bench.hub_proc`) and each recipient's node agent in
+its own (:mod:`bench.agents_proc`), as a deployment spreads them. This process pre-seals the
 envelopes (the sender's cost, measured by the crypto floor), publishes them through
 :class:`hub.gateway.intake_client.IntakeClient` as their senders, and watches the LEDGER stream:
 a request is complete when its recipient's ``ReceiptRecorded`` entry is appended. Latency is
@@ -223,7 +223,7 @@ async def _stream_counts(js: JetStreamContext) -> dict[str, int]:
 
 def _children(
     root: Path, nats: Nats, config: E2EConfig, operator: OperatorKey
-) -> tuple[Child, Child]:
+) -> tuple[Child, list[Child]]:
     urls = nats.urls
     profile = config.profile_dir
     key = operator.public.hex()
@@ -233,21 +233,18 @@ def _children(
         + (["--profile", str(profile / "hub.pstats")] if profile else []),
         root / "hub.log",
     )
-    agents = Child(
-        "bench.agents_proc",
-        [
-            "--url",
-            urls[1 % len(urls)],
-            "--root",
-            str(root / "agents"),
-            "--ids",
-            ",".join(RECIPIENTS),
-            "--operator-key",
-            key,
-        ]
-        + (["--profile", str(profile / "agents.pstats")] if profile else []),
-        root / "agents.log",
-    )
+    # One OS process per recipient, as deployed (each authority runs its own node agent): in
+    # one process, the four shared one event loop and one core, which no deployment does.
+    agents = [
+        Child(
+            "bench.agents_proc",
+            ["--url", urls[(1 + k) % len(urls)], "--root", str(root / "agents")]
+            + ["--ids", authority, "--operator-key", key]
+            + (["--profile", str(profile / f"agents-{authority}.pstats")] if profile else []),
+            root / f"agents-{authority}.log",
+        )
+        for k, authority in enumerate(RECIPIENTS)
+    ]
     return hub, agents
 
 
@@ -286,7 +283,7 @@ async def run_e2e(root: Path, nats: Nats, config: E2EConfig) -> list[PhaseResult
     try:
         await hub.start()
         await admit_all(nats.urls[0], senders + recipients, operator)
-        await agents.start()
+        await asyncio.gather(*(agent.start() for agent in agents))
         clients = [
             IntakeClient(await connect(driver_url, name=f"bench-{p.id}"), p.id) for p in senders
         ]
@@ -308,7 +305,7 @@ async def run_e2e(root: Path, nats: Nats, config: E2EConfig) -> list[PhaseResult
             await asyncio.sleep(0.5)
             pids = {
                 "hub": [hub.pid or 0],
-                "agents": [agents.pid or 0],
+                "agents": [agent.pid or 0 for agent in agents],
                 "nats_server": nats.pids,
                 "driver": [os.getpid()],
             }
@@ -318,12 +315,12 @@ async def run_e2e(root: Path, nats: Nats, config: E2EConfig) -> list[PhaseResult
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
         if any(p.completed < p.requested or p.rejected for p in results):
-            problems = hub.problems() + agents.problems()
+            problems = hub.problems() + [p for agent in agents for p in agent.problems()]
             results = [replace(p, problems=problems) for p in results]
         return results
     finally:
         for client in clients:
             await client.close()
         await close(watcher_nc)
-        await agents.stop()
+        await asyncio.gather(*(agent.stop() for agent in agents))
         await hub.stop()

@@ -1,7 +1,7 @@
 """``python -m bench --profile DIR``: where the hub and agents processes spend a saturating run.
 
-Runs the e2e saturation phase (fsync) with cProfile enabled in the hub process and in the
-agents process, writes ``hub.pstats`` and ``agents.pstats`` to DIR, and prints the top entries
+Runs the e2e saturation phase (fsync) with cProfile enabled in the hub process and in each
+agent's process, writes ``hub.pstats`` and ``agents-<ID>.pstats`` to DIR, and prints the top entries
 by own time and by cumulative time. cProfile slows Python code down (about 1.5-2x), so the
 rate printed here is lower than the bench's; the shares are what matter.
 """
@@ -19,10 +19,11 @@ from bench.servers import single
 __all__ = ["run_profile", "summarize"]
 
 
-def summarize(path: Path, top: int = 30) -> str:
-    """Top ``top`` functions by own time and by cumulative time."""
+def summarize(paths: list[Path], top: int = 30) -> str:
+    """Top ``top`` functions by own time and by cumulative time, over every file in ``paths``
+    (the agents run one process each: their profiles are added up)."""
     out = io.StringIO()
-    stats = pstats.Stats(str(path), stream=out)
+    stats = pstats.Stats(*(str(p) for p in paths), stream=out)
     stats.strip_dirs()
     stats.sort_stats("tottime").print_stats(top)
     stats.sort_stats("cumulative").print_stats(top)
@@ -38,6 +39,6 @@ async def run_profile(root: Path, out_dir: Path, config: E2EConfig) -> None:
     for phase in phases:
         print(phase)
     for name in ("hub", "agents"):
-        text = summarize(out_dir / f"{name}.pstats")
+        text = summarize(sorted(out_dir.glob(f"{name}*.pstats")))
         (out_dir / f"{name}.txt").write_text(text)
         print(f"\n===== {name} process =====\n{text}")

@@ -298,10 +298,9 @@ class Agent:
             keys=[self.keys, *self.previous_keys],
             resolver=directory,
         )
-        if self.content_keys is not None:
-            self.content_keys.keep(
-                header.message_id, opened.content_key, encode(item), delivery.ledger_index
-            )
+        # The content key is written with the inbox row (one durable commit in ``_keep``), not
+        # here: a commit of its own cost one fsync per message on the event loop.
+        content_key = (opened.content_key, encode(item)) if self.content_keys is not None else None
         row = InboxRow(
             message_id=header.message_id,
             case_id=header.case_id,
@@ -321,7 +320,14 @@ class Agent:
         files = [(f"{i:02d}-{safe_name(m.name)}", data) for i, (m, data) in enumerate(named)]
         log |= {"case_id": header.case_id, "sender": header.sender}
         message = (row, self._receipt(row, header))
-        return _Checked(inbound, "message_received", log, message=message, files=files)
+        return _Checked(
+            inbound,
+            "message_received",
+            log,
+            message=message,
+            files=files,
+            content_key=content_key,
+        )
 
     def _receipt(self, row: InboxRow, header: Header) -> bytes:
         """The signed receipt for ``row`` (its id is the row's ``receipt_id``)."""
@@ -348,6 +354,11 @@ class Agent:
                 if item.verdict is not None:
                     _store_verdict(self.store, item.verdict, now)
                 if item.message is not None:
+                    if item.content_key is not None:  # first, as it was: before the row
+                        row = item.message[0]
+                        self.store.content_key_add(
+                            row.message_id, *item.content_key, row.ledger_index
+                        )
                     self.store.inbox_add(*item.message, now)
                 if item.receipt is not None:
                     body, receipt, delivery = item.receipt
@@ -401,6 +412,7 @@ class _Checked:
     message: tuple[InboxRow, bytes] | None = None  # the row and its signed receipt
     files: Sequence[tuple[str, bytes]] = ()  # its attachments (name, data)
     receipt: tuple[ReceiptBody, Receipt, Delivery] | None = None  # a receipt we got
+    content_key: tuple[bytes, bytes] | None = None  # (key, sealed envelope) to keep
 
 
 def _store_verdict(store: AgentStore, verdict: Verdict, now: datetime) -> None:

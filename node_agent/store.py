@@ -73,6 +73,14 @@ CREATE TABLE IF NOT EXISTS directory_cache (
     admitted     BLOB NOT NULL,          -- AdmittedCard as served, re-verified on every load
     PRIMARY KEY (authority, key_id)
 );
+-- node_agent.disclosure's table (same DDL): the agent writes the content keys it receives
+-- here, in the transaction that keeps their inbox rows (see AgentStore.content_key_add).
+CREATE TABLE IF NOT EXISTS content_keys (
+    message_id  TEXT PRIMARY KEY,
+    content_key BLOB NOT NULL,
+    sealed      BLOB NOT NULL,     -- the sealed envelope, as sent or received
+    ledger_index INTEGER
+);
 CREATE TABLE IF NOT EXISTS receipts (
     receipt_id   TEXT PRIMARY KEY,
     message_id   TEXT NOT NULL,
@@ -296,6 +304,18 @@ class AgentStore:
                     now=now,
                 )
             return added
+
+    def content_key_add(
+        self, message_id: str, content_key: bytes, sealed: bytes, ledger_index: int | None
+    ) -> None:
+        """Keep a received message's content key (for :mod:`node_agent.disclosure`, which reads
+        the same table). Called inside the transaction that keeps the inbox row, so the key is
+        durable with the row that needs it, for no extra fsync."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO content_keys VALUES (?, ?, ?, ?)",
+                (message_id, content_key, sealed, ledger_index),
+            )
 
     def inbox_get(self, message_id: str) -> InboxRow | None:
         rows = self._inbox("WHERE message_id=?", (message_id,))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -91,34 +92,56 @@ class WitnessStore:
     """The newest verified checkpoint and the alarms, in the agent's own database."""
 
     def __init__(self, path: Path) -> None:
-        self._db = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+        # Used from the event loop and, to keep a checkpoint (a commit: one fsync), from a
+        # worker thread: one lock serialises every use of the connection.
+        self._db = sqlite3.connect(
+            path, timeout=30.0, isolation_level=None, check_same_thread=False
+        )
+        self._lock = threading.RLock()
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
+        self._latest: tuple[int, bytes, str] | None = None
+        self._read = False
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            self._db.close()
 
     def latest(self) -> tuple[int, bytes, str] | None:
-        row = self._db.execute(
-            "SELECT size, root, note FROM witness_checkpoints ORDER BY size DESC LIMIT 1"
-        ).fetchone()
-        return None if row is None else (int(row[0]), bytes(row[1]), str(row[2]))
+        """The newest checkpoint in the database (another process may have kept one)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT size, root, note FROM witness_checkpoints ORDER BY size DESC LIMIT 1"
+            ).fetchone()
+            self._latest = None if row is None else (int(row[0]), bytes(row[1]), str(row[2]))
+            self._read = True
+            return self._latest
+
+    def latest_known(self) -> tuple[int, bytes, str] | None:
+        """:meth:`latest` as last read or kept by this process: the per-item check needs no
+        query (the witness reads the database again for every checkpoint it advances to)."""
+        return self._latest if self._read else self.latest()
 
     def keep(self, checkpoint: SignedCheckpoint, now: datetime) -> None:
-        self._db.execute(
-            "INSERT OR IGNORE INTO witness_checkpoints VALUES (?, ?, ?, ?)",
-            (checkpoint.size, checkpoint.root, checkpoint.note, now.isoformat()),
-        )
+        with self._lock:
+            self._db.execute(
+                "INSERT OR IGNORE INTO witness_checkpoints VALUES (?, ?, ?, ?)",
+                (checkpoint.size, checkpoint.root, checkpoint.note, now.isoformat()),
+            )
+            if self._latest is None or checkpoint.size > self._latest[0]:
+                self.latest()  # what the database holds now, not what we asked it to hold
 
     def raise_alarm(self, kind: str, detail: str, now: datetime) -> None:
-        self._db.execute(
-            "INSERT INTO witness_alarms (at, kind, detail) VALUES (?, ?, ?)",
-            (now.isoformat(), kind, detail),
-        )
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO witness_alarms (at, kind, detail) VALUES (?, ?, ?)",
+                (now.isoformat(), kind, detail),
+            )
 
     def alarms(self) -> list[Alarm]:
-        rows = self._db.execute("SELECT at, kind, detail FROM witness_alarms ORDER BY id")
-        return [Alarm(*r) for r in rows.fetchall()]
+        with self._lock:
+            rows = self._db.execute("SELECT at, kind, detail FROM witness_alarms ORDER BY id")
+            return [Alarm(*r) for r in rows.fetchall()]
 
 
 def check_inclusion(
@@ -240,7 +263,7 @@ class Witness:
     def _same_size_same_root(self, checkpoint: SignedCheckpoint) -> None:
         """Two checkpoints of one size with different roots: a split view, caught at once."""
         known = self._pending.get(checkpoint.size)
-        latest = self.store.latest()
+        latest = self.store.latest_known()
         for size, root in (
             (known.size, known.root) if known else (-1, b""),
             (latest[0], latest[1]) if latest else (-1, b""),
@@ -289,7 +312,9 @@ class Witness:
                 f"consistency {older[0]} -> {newer[0]}: the hub's log was rewritten ({e})"
             ) from e
         if checkpoint.size > size:
-            self.store.keep(checkpoint, self._now())
+            # Its commit waits for the disk: in a worker thread, so the inbound flow (on this
+            # event loop) does not wait with it.
+            await asyncio.to_thread(self.store.keep, checkpoint, self._now())
             if time.monotonic() - self._last_cosign >= _COSIGN_EVERY_S:
                 await self._cosign(nc, checkpoint)
 

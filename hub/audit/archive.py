@@ -266,7 +266,11 @@ class ArchiveReader:
         return kind, payload
 
     def _read(self, n: int) -> bytes:
-        chunks, missing = [], n
+        data = self._src.read(n)
+        if len(data) == n or not data:  # the usual case: one read returns it all
+            self._offset += len(data)
+            return data
+        chunks, missing = [data], n - len(data)
         while missing:
             chunk = self._src.read(missing)
             if not chunk:

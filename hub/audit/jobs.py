@@ -7,8 +7,11 @@ pure function of its fields; it calls the same safe recipes as the hub (STYLE ru
 ``cards.verify_admission``, ``envelope.verify_recorded``, ``receipts.verify``,
 ``cards.verify_rotation``, ``cards.verify_revocation``.
 
-Jobs are msgspec structs, cheap to pickle; :func:`run_jobs` is a top-level function, so a
-``ProcessPoolExecutor`` can run a batch and return its first failure.
+Jobs are msgspec structs. A batch crosses to a pool worker as one MessagePack blob
+(:func:`encode_jobs`, :func:`run_encoded_jobs`): pickling each struct cost ~7 us a job
+(a tenth of the signature check itself), the blob ~1 us. :func:`run_jobs` and
+:func:`run_encoded_jobs` are top-level functions, so a ``ProcessPoolExecutor`` can run a batch
+and return its first failure.
 """
 
 from __future__ import annotations
@@ -34,7 +37,14 @@ from schemas.ledger import (
 )
 from schemas.receipt import Receipt
 
-__all__ = ["JobCheck", "SignatureJob", "run_job", "run_jobs"]
+__all__ = [
+    "JobCheck",
+    "SignatureJob",
+    "encode_jobs",
+    "run_encoded_jobs",
+    "run_job",
+    "run_jobs",
+]
 
 JobCheck = Literal[
     "operator_signature",
@@ -74,8 +84,18 @@ class _PinnedKey:
         return self._job.key
 
 
+_ENTRY_DECODER = msgspec.msgpack.Decoder(LedgerEntry)
+
+
+def _event(job: SignatureJob) -> object:
+    try:
+        return _ENTRY_DECODER.decode(job.entry).event
+    except (msgspec.MsgspecError, ValueError, OverflowError):  # the typed error, with context
+        return decode(job.entry, LedgerEntry, what=f"ledger entry {job.index}").event
+
+
 def _check(job: SignatureJob) -> None:
-    event = decode(job.entry, LedgerEntry, what=f"ledger entry {job.index}").event
+    event = _event(job)
     if job.check == "operator_signature" and isinstance(event, AuthorityAdmitted):
         cards.verify_admission(event.signed, job.key, event.operator_signature)
     elif job.check == "sender_signature" and isinstance(event, EnvelopeRecorded):
@@ -116,3 +136,17 @@ def run_jobs(jobs: Sequence[SignatureJob]) -> Divergence | None:
         if failure is not None:
             return failure
     return None
+
+
+_ENCODER = msgspec.msgpack.Encoder()
+_DECODER = msgspec.msgpack.Decoder(list[SignatureJob])
+
+
+def encode_jobs(jobs: Sequence[SignatureJob]) -> bytes:
+    """One batch as bytes, for :func:`run_encoded_jobs` in another process."""
+    return _ENCODER.encode(jobs)
+
+
+def run_encoded_jobs(blob: bytes) -> Divergence | None:
+    """:func:`run_jobs` on a batch from :func:`encode_jobs` (what a pool worker runs)."""
+    return run_jobs(_DECODER.decode(blob))

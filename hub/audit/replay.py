@@ -33,6 +33,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+import msgspec
+
 from hub import subjects
 from hub.audit.checkpoints import CheckpointChecks, witness_verifiers
 from hub.audit.entries import Counts, EntryDiverged, check_event, diverged
@@ -74,6 +76,17 @@ class TrustAnchors:
         return cls(
             origin=origin, log_key=parse_verifier_key(log_key), operator_keys=frozenset(keys)
         )
+
+
+_ENTRY_DECODER = msgspec.msgpack.Decoder(LedgerEntry)
+
+
+def _decode_entry(data: bytes, index: int) -> LedgerEntry:
+    """``decode(data, LedgerEntry)``, without building its error context for every entry."""
+    try:
+        return _ENTRY_DECODER.decode(data)
+    except (msgspec.MsgspecError, ValueError, OverflowError):
+        return decode(data, LedgerEntry, what=f"ledger entry {index}")  # raises the typed error
 
 
 class Replayer:
@@ -179,7 +192,7 @@ class Replayer:
 
     def _entry(self, index: int, data: bytes) -> None:
         try:
-            entry = decode(data, LedgerEntry, what=f"ledger entry {index}")  # (1)
+            entry = _decode_entry(data, index)  # (1)
         except HubError as e:
             expected = "a mla.ledger.entry.v1 record"
             raise diverged(

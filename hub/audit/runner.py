@@ -5,7 +5,10 @@ an archive file (or any iterator / async iterator of ``(index, entry bytes)``, e
 LEDGER stream), feeds the replayer in order, cuts its signature jobs into batches every
 ``batch_size`` entries and runs them on a ``ProcessPoolExecutor`` (one worker per core),
 settles the batches in order (so the first failure is the earliest), reports progress, and
-measures the time. With ``workers=1`` the jobs run inline, in the same order.
+measures the time. With ``workers=1`` the jobs run inline, in the same order. The replay runs
+with the cyclic collector paused, as the hub's own fold does (``hub.ledger.folding``): it
+builds the projections' many long-lived objects and no cycles, and the collector scanning them
+again and again cost a third of the main process's time per entry.
 
 ``export_archive`` writes the archive (:mod:`hub.audit.archive`) from the same kind of
 iterator. Archive format errors propagate as :class:`~hub.audit.archive.ArchiveError`.
@@ -39,12 +42,13 @@ from hub.audit.archive import (
     CheckpointRecord,
     read_totals,
 )
-from hub.audit.jobs import run_jobs
+from hub.audit.jobs import encode_jobs, run_encoded_jobs, run_jobs
 from hub.audit.outcome import Divergence, Report
 from hub.audit.projection import compare_directory
 from hub.audit.replay import Replayer, TrustAnchors
 from hub.crypto.note import verifier_key
 from hub.errors import ValidationError
+from hub.ledger.folding import collector_paused
 from schemas.codec import Strict, encode_json
 
 __all__ = [
@@ -64,6 +68,7 @@ ProgressFn = Callable[[int, int | None], None]
 known. Called after each batch, in order."""
 
 DEFAULT_BATCH: Final = 512
+_FIRST_BATCH: Final = 64
 _T = TypeVar("_T")
 
 
@@ -102,6 +107,8 @@ class _Driver:
         self._inflight: deque[tuple[Future[Divergence | None], int]] = deque()
         self._max_inflight = 2 * workers
         self._batch_size = batch_size
+        self._workers = workers
+        self._next_batch = min(batch_size, _FIRST_BATCH)
         self._progress = progress
         self._total = total
         self._cut = 0
@@ -116,21 +123,33 @@ class _Driver:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
     def feed(self, index: int, data: bytes) -> None:
-        self.replayer.feed(index, data)
-        if self.replayer.position - self._cut >= self._batch_size or self.replayer.stopped:
+        replayer = self.replayer
+        replayer.feed(index, data)
+        if index + 1 - self._cut >= self._next_batch or replayer.stopped:
             self.dispatch()
 
     def dispatch(self) -> None:
         """Send the jobs emitted since the last cut as one batch."""
         jobs = self.replayer.take_jobs()
         self._cut = self.replayer.position
+        self._next_batch = self._batch_after(self._next_batch)
         future: Future[Divergence | None]
         if self._pool is not None and jobs:
-            future = self._pool.submit(run_jobs, jobs)
+            future = self._pool.submit(run_encoded_jobs, encode_jobs(jobs))
         else:
             future = Future()
             future.set_result(run_jobs(jobs))
         self._inflight.append((future, self._cut))
+
+    def _batch_after(self, size: int) -> int:
+        """Small batches first, so every worker starts early, doubling up to ``batch_size``;
+        and small again near a known end, so no worker idles while another finishes a big
+        last batch."""
+        size = min(self._batch_size, 2 * size)
+        if self._total is not None:
+            left = self._total - self._cut
+            size = min(size, max(_FIRST_BATCH, left // (2 * self._workers)))
+        return size
 
     def backlog(self) -> Future[Divergence | None] | None:
         """The oldest batch, when too many are in flight (wait for it, then :meth:`settle`)."""
@@ -277,7 +296,8 @@ def verify_archive(
         return _result(mismatch, 0, started, n)
     replayer = Replayer(pins or claimed, witnesses=witnesses)
     total = totals.entries if totals is not None else None
-    with _Driver(replayer, workers=n, batch_size=batch_size, progress=progress, total=total) as d:
+    driver = _Driver(replayer, workers=n, batch_size=batch_size, progress=progress, total=total)
+    with collector_paused(), driver as d:
         for record in _until_stopped(replayer, reader):
             if isinstance(record, CheckpointRecord):
                 replayer.add_checkpoint(record.note)
@@ -306,7 +326,8 @@ def verify_entries(
     replayer = Replayer(anchors, witnesses=witnesses)
     for note in checkpoints:
         replayer.add_checkpoint(note)
-    with _Driver(replayer, workers=n, batch_size=batch_size, progress=progress, total=total) as d:
+    driver = _Driver(replayer, workers=n, batch_size=batch_size, progress=progress, total=total)
+    with collector_paused(), driver as d:
         for index, data in _until_stopped(replayer, entries):
             d.feed(index, data)
             d.catch_up()
@@ -332,7 +353,8 @@ async def averify_entries(
     replayer = Replayer(anchors, witnesses=witnesses)
     for note in checkpoints:
         replayer.add_checkpoint(note)
-    with _Driver(replayer, workers=n, batch_size=batch_size, progress=progress, total=total) as d:
+    driver = _Driver(replayer, workers=n, batch_size=batch_size, progress=progress, total=total)
+    with collector_paused(), driver as d:
         async for index, data in _auntil_stopped(replayer, entries):
             d.feed(index, data)
             await d.acatch_up()

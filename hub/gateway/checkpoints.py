@@ -10,6 +10,7 @@ request/reply (queue group ``hub``: any instance answers).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 
@@ -67,12 +68,17 @@ class CheckpointStore:
             return
         note = checkpoint.note.encode()
         try:
-            with contextlib.suppress(KeyWrongLastSequenceError):
-                await self._kv.create(checkpoint_key(checkpoint.size), note)
-            await self._kv.put(_LATEST, note)
+            # Both in flight at once: one round trip (one fsync wait) on the batch's path, not
+            # two. They go out on one connection to one stream, so cp.<size> is still stored
+            # before ``latest``; the caller publishes deliveries only once both are stored.
+            await asyncio.gather(self._create(checkpoint.size, note), self._kv.put(_LATEST, note))
         except (TimeoutError, nats.errors.Error) as e:
             raise UnavailableError(f"checkpoints: not stored ({e})") from e
         self._published = checkpoint.size
+
+    async def _create(self, size: int, note: bytes) -> None:
+        with contextlib.suppress(KeyWrongLastSequenceError):
+            await self._kv.create(checkpoint_key(size), note)
 
     async def get(self, size: int | None = None) -> str | None:
         """The stored note of ``size`` (default: the latest), cosignatures included."""

@@ -186,6 +186,22 @@ class TestSender:
         assert link.published == Counter({message_id: 1})
 
 
+class TestContentKeys:
+    """The recipient keeps each message's content key, for a later disclosure."""
+
+    async def test_kept_with_the_inbox_row(self, hub: HubHarness) -> None:
+        a = await hub.authority("XA-MOJ")
+        b = await hub.authority("XB-MOJ")
+        await b.start()
+        message_id, _ = await a.send_request("XB-MOJ", "keep my key")
+        await eventually(lambda: b.store.inbox_get(message_id) is not None, "delivery to B")
+        row = b.store.inbox_get(message_id)
+        assert b.agent.content_keys is not None and row is not None
+        kept = b.agent.content_keys.get(message_id)
+        assert kept is not None
+        assert (len(kept[0]), kept[2]) == (32, row.ledger_index)
+
+
 class TestInboxFolder:
     """A message gets an attachment folder only when it has attachments."""
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from node_agent.disclosure import ContentKeys
 from node_agent.store import AgentStore, InboxRow, write_files
 
 NOW = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
@@ -153,3 +154,27 @@ class TestDurability:
         write_files(folder, [("00-a.pdf", b"%PDF"), ("01-b.txt", b"b")])
         assert sorted(p.name for p in folder.iterdir()) == ["00-a.pdf", "01-b.txt"]
         assert (folder / "00-a.pdf").read_bytes() == b"%PDF"
+
+
+class TestContentKeys:
+    """A received content key is written in the inbox row's commit, where disclosure reads it."""
+
+    def test_kept_with_the_row_and_read_by_disclosure(self, tmp_path: Path) -> None:
+        store = AgentStore(tmp_path / "agent.db")
+        keys = ContentKeys(tmp_path / "agent.db")
+        try:
+            with store.transaction():
+                store.content_key_add("m-1", b"k" * 32, b"sealed", 7)
+                store.inbox_add(make_row(), b"signed receipt", NOW)
+            assert keys.get("m-1") == (b"k" * 32, b"sealed", 7)
+        finally:
+            keys.close()
+            store.close()
+
+    def test_rolled_back_with_the_row(self, store: AgentStore) -> None:
+        with pytest.raises(Crash), store.transaction():
+            store.content_key_add("m-1", b"k" * 32, b"sealed", 7)
+            store.inbox_add(make_row(), b"signed receipt", NOW)
+            raise Crash
+        assert store.inbox_get("m-1") is None
+        assert store._rows("SELECT message_id FROM content_keys") == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -80,6 +81,28 @@ class TestCheckInclusion:
 
 
 @pytest.mark.nats
+class TestWitnessStore:
+    """The per-item check reads the newest checkpoint from memory; advancing reads the disk."""
+
+    def test_latest_known_and_latest(self, tmp_path: Path) -> None:
+        log = TransparencyLog(LOG_KEY)
+        now = datetime(2026, 11, 24, tzinfo=UTC)
+        mine, other = WitnessStore(tmp_path / "a.db"), WitnessStore(tmp_path / "a.db")
+        try:
+            assert mine.latest_known() is None
+            log.append(_entry(0))
+            mine.keep(log.checkpoint(), now)
+            assert mine.latest_known() == (1, log.checkpoint().root, log.checkpoint().note)
+            log.append(_entry(1))
+            other.keep(log.checkpoint(), now)  # another process (e.g. a CLI) kept a newer one
+            assert mine.latest_known() is not None and mine.latest_known()[0] == 1  # type: ignore[index]
+            assert mine.latest() == (2, log.checkpoint().root, log.checkpoint().note)
+            assert mine.latest_known() == mine.latest()
+        finally:
+            mine.close()
+            other.close()
+
+
 class TestWitnessOnAHub:
     """End to end: agents verify, cosign; a forked checkpoint is caught and kept as an alarm."""
 

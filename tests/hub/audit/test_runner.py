@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 from collections.abc import AsyncIterator, Iterator, Mapping
 
+import msgspec
 import pytest
 
+from hub.audit.jobs import encode_jobs, run_encoded_jobs
 from hub.audit.projection import compare_directory
 from hub.audit.replay import Replayer, TrustAnchors
 from hub.audit.runner import (
@@ -116,6 +119,30 @@ class TestPool:
         result = verify_entries(enumerate(entries), ANCHORS, workers=2, batch_size=2)
         assert result.divergence is not None
         assert (result.divergence.check, result.divergence.index) == ("sender_signature", 3)
+
+    def test_archive_batches_ramp_and_find_the_first_failure(self) -> None:
+        # An archive knows its total: batches start small and shrink again near the end.
+        entries = list(ENTRIES)
+        for k in (N - 1, N - 4):
+            entries[k] = flip_last(entries[k])
+        data = archive(entries, SIGNED)
+        result = verify_archive(io.BytesIO(data), workers=2, batch_size=4)
+        inline = verify_archive(io.BytesIO(data), workers=1)
+        assert result.divergence is not None
+        assert result.divergence == inline.divergence
+
+    def test_encoded_batch_round_trip(self) -> None:
+        replayer = replayed()
+        jobs = replayer.take_jobs()
+        assert jobs and run_encoded_jobs(encode_jobs(jobs)) is None
+        bad = msgspec.structs.replace(jobs[-1], entry=flip_last(jobs[-1].entry))
+        failure = run_encoded_jobs(encode_jobs([*jobs[:-1], bad]))
+        assert failure is not None and failure.index == bad.index
+
+    def test_collector_enabled_again(self) -> None:
+        assert gc.isenabled()
+        assert verify_archive(io.BytesIO(archive(ENTRIES, SIGNED)), workers=1).ok
+        assert gc.isenabled()
 
 
 class TestStream:
