@@ -166,18 +166,19 @@ class Agent:
         linked = outgoing.action.after_consultation if outgoing.action else None
         local_cases(self.store, [outgoing.case_id, linked]).check(header)  # as the hub will
         payload = encode(envelope)
-        if self.content_keys is not None:
-            self.content_keys.keep(message_id, content_key, payload, None)
-        self.store.outbox_add(
-            message_id=message_id,
-            case_id=outgoing.case_id,
-            item="envelope",
-            type=outgoing.type,
-            recipients=(outgoing.to,),
-            payload=payload,
-            body_text=outgoing.text,
-            now=now,
-        )
+        with self.store.transaction():  # the key (to disclose later) and the row: one commit
+            if self.content_keys is not None:
+                self.store.content_key_add(message_id, content_key, payload, None)
+            self.store.outbox_add(
+                message_id=message_id,
+                case_id=outgoing.case_id,
+                item="envelope",
+                type=outgoing.type,
+                recipients=(outgoing.to,),
+                payload=payload,
+                body_text=outgoing.text,
+                now=now,
+            )
         self._log.info("message_queued", message_id=message_id, case_id=outgoing.case_id)
         return message_id
 

@@ -13,39 +13,25 @@ from datetime import datetime
 from pathlib import Path
 
 from hub.errors import ValidationError
+from node_agent.store import AgentStore
 from schemas.codec import decode
 from schemas.disclosure import Disclosure
 from schemas.envelope import Envelope
 
 __all__ = ["ContentKeys", "make_disclosure"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS content_keys (
-    message_id  TEXT PRIMARY KEY,
-    content_key BLOB NOT NULL,
-    sealed      BLOB NOT NULL,     -- the sealed envelope, as sent or received
-    ledger_index INTEGER
-);
-"""
-
-
 class ContentKeys:
-    """Content keys by message id (own connection; written before the rows that need them)."""
+    """Reads content keys by message id (own connection). The agent writes them in the same
+    commit as the outbox or inbox row they belong to (``AgentStore.content_key_add``), into
+    the ``content_keys`` table its store creates."""
 
     def __init__(self, path: Path) -> None:
+        AgentStore(path).close()  # the schema, if this database is new
         self._db = sqlite3.connect(path, timeout=30.0, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
         self._db.close()
-
-    def keep(self, message_id: str, content_key: bytes, sealed: bytes, index: int | None) -> None:
-        self._db.execute(
-            "INSERT OR IGNORE INTO content_keys VALUES (?, ?, ?, ?)",
-            (message_id, content_key, sealed, index),
-        )
 
     def get(self, message_id: str) -> tuple[bytes, bytes, int | None] | None:
         row = self._db.execute(

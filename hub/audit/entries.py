@@ -134,9 +134,10 @@ def check_event(
     counts: Counts,
     *,
     recorded_at: datetime,
-) -> None:
+) -> Header | ReceiptBody | None:
     """Run steps 3-7 on ``event`` (entry ``index``, exact bytes ``data``, recorded by the hub
-    at ``recorded_at``) before it is folded."""
+    at ``recorded_at``) before it is folded; returns the header or receipt body it decoded,
+    for the fold (``HubState.apply``) to reuse."""
     ctx = _Context(state, index, data, jobs, counts, recorded_at)
     if isinstance(event, AuthorityAdmitted):
         _admission(ctx, event, operator_keys)
@@ -145,11 +146,12 @@ def check_event(
     elif isinstance(event, AccessRecorded):
         _access(ctx, event, operator_keys)
     elif isinstance(event, EnvelopeRecorded):
-        _envelope(ctx, event)
+        return _envelope(ctx, event)
     elif isinstance(event, ReceiptRecorded):
-        _receipt(ctx, event)
+        return _receipt(ctx, event)
     else:  # SubmissionRejected: the hub's own statement, nothing signed to check
         counts.rejections += 1
+    return None
 
 
 def _pinned(ctx: _Context, key: bytes, operator_keys: frozenset[bytes], what: str) -> None:
@@ -262,7 +264,7 @@ def _not_revoked(ctx: _Context, authority: str, role: str) -> None:
         )
 
 
-def _envelope(ctx: _Context, event: EnvelopeRecorded) -> None:
+def _envelope(ctx: _Context, event: EnvelopeRecorded) -> Header:
     try:
         header = decode(event.header, Header, what="header")
     except HubError as e:
@@ -303,9 +305,10 @@ def _envelope(ctx: _Context, event: EnvelopeRecorded) -> None:
     except HubError as e:
         raise _lifecycle(ctx, header, e) from e
     ctx.counts.envelopes += 1
+    return header
 
 
-def _receipt(ctx: _Context, event: ReceiptRecorded) -> None:
+def _receipt(ctx: _Context, event: ReceiptRecorded) -> ReceiptBody:
     try:
         body = decode(event.body, ReceiptBody, what="receipt")
     except HubError as e:
@@ -349,6 +352,7 @@ def _receipt(ctx: _Context, event: ReceiptRecorded) -> None:
         )
     _not_revoked(ctx, body.recipient, "receipt signer")
     ctx.counts.receipts += 1
+    return body
 
 
 def _lifecycle(ctx: _Context, header: Header, error: HubError) -> EntryDiverged:

@@ -202,7 +202,7 @@ class Replayer:
             where = "is out of place (dropped, swapped or inserted)"
             raise diverged(index, "entry_index", str(index), str(entry.index), where)
         self.tree.append(leaf_hash(data))
-        check_event(  # (3)-(7)
+        decoded = check_event(  # (3)-(7)
             self.state,
             self._anchors.operator_keys,
             index,
@@ -213,7 +213,7 @@ class Replayer:
             recorded_at=entry.recorded_at,
         )
         try:
-            change = self.state.apply(entry)  # (8)
+            change = self.state.apply(entry, decoded)  # (8)
         except HubError as e:
             expected = "an entry the hub's projections accept"
             raise diverged(index, "fold", expected, f"{e.code}: {e}", "does not fold") from e

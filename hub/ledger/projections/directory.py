@@ -272,12 +272,11 @@ class Directory:
             superseded_by=record.superseded_by,
             retired_index=record.retired_index,
         )
-        signed = f"signed at {_when(at)}"
         revoked = self._revoked.get(authority)
         if revoked is not None and at >= revoked.revoked_at:
             raise Revoked(
                 f"sender: {authority} was revoked at {_when(revoked.revoked_at)} (ledger index "
-                f"{revoked.ledger_index}: {revoked.reason}); {signed}"
+                f"{revoked.ledger_index}: {revoked.reason}); signed at {_when(at)}"
             )
         return record.signing
 
@@ -309,20 +308,23 @@ def check_key_window(
 ) -> None:
     """Raise :class:`KeyNotValid` unless a signature made at ``at`` falls in the key's window:
     from ``valid_from``, before the card's ``valid_until`` and before the rotation that
-    replaced it (``retired_at``). One rule for the hub, the auditor and the node agent."""
-    signed = f"signed at {_when(at)}"
+    replaced it (``retired_at``). One rule for the hub, the auditor and the node agent.
+
+    Hot (every signature the hub and the auditor check): messages are formatted only to raise.
+    """
     if at < valid_from:
         raise KeyNotValid(
             f"sender_key_id: key {key_id} of {authority} is valid from {_when(valid_from)}; "
-            f"{signed}"
+            f"signed at {_when(at)}"
         )
     if valid_until is not None and at >= valid_until:
         raise KeyNotValid(
-            f"sender_key_id: key {key_id} of {authority} expired at {_when(valid_until)}; {signed}"
+            f"sender_key_id: key {key_id} of {authority} expired at {_when(valid_until)}; "
+            f"signed at {_when(at)}"
         )
     if retired_at is not None and at >= retired_at:
         where = "" if retired_index is None else f" (ledger index {retired_index})"
         raise KeyNotValid(
             f"sender_key_id: key {key_id} of {authority} was replaced by key {superseded_by} at "
-            f"{_when(retired_at)}{where}; {signed}"
+            f"{_when(retired_at)}{where}; signed at {_when(at)}"
         )

@@ -42,9 +42,14 @@ class HubState:
         self.cases = Cases()
         self.next_index = 0
 
-    def apply(self, entry: LedgerEntry) -> DirectoryChange | None:
+    def apply(
+        self, entry: LedgerEntry, decoded: Header | ReceiptBody | None = None
+    ) -> DirectoryChange | None:
         """Fold ``entry``; returns the directory change when the entry admitted a card
-        (``DirectoryRecord``) or revoked an authority (``RevokedAuthority``)."""
+        (``DirectoryRecord``) or revoked an authority (``RevokedAuthority``).
+
+        ``decoded`` is the entry's header or receipt body when the caller has just decoded
+        it from these very bytes (the auditor's replay): decoding is a large part of a fold."""
         if entry.index < self.next_index:
             return None  # already applied (redelivery)
         if entry.index != self.next_index:
@@ -54,7 +59,11 @@ class HubState:
         change: DirectoryChange | None = None
         event = entry.event
         if isinstance(event, EnvelopeRecorded):
-            header = decode(event.header, Header, what="header")
+            header = (
+                decoded
+                if isinstance(decoded, Header)
+                else decode(event.header, Header, what="header")
+            )
             self.messages.add_message(
                 MessageRecord(
                     ledger_index=entry.index,
@@ -69,7 +78,11 @@ class HubState:
             )
             self.cases.apply(entry.index, entry.recorded_at, header, event.envelope_digest)
         elif isinstance(event, ReceiptRecorded):
-            body = decode(event.body, ReceiptBody, what="receipt")
+            body = (
+                decoded
+                if isinstance(decoded, ReceiptBody)
+                else decode(event.body, ReceiptBody, what="receipt")
+            )
             self.messages.add_receipt(body.receipt_id, body.message_id, body.recipient, entry.index)
             self.cases.apply_receipt(
                 entry.index,
