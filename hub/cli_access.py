@@ -58,6 +58,7 @@ class TokenView:
     expires_at: datetime
     revoked_at: datetime | None
     consent_digest: str | None
+    accreditation_id: str | None = None  # liaison, auditor: `hub liaison|auditor list`
 
 
 def token_view(record: AccessToken, now: datetime) -> TokenView:
@@ -86,6 +87,7 @@ def token_view(record: AccessToken, now: datetime) -> TokenView:
         expires_at=record.expires_at,
         revoked_at=record.revoked_at,
         consent_digest=record.consent_digest.hex() if record.consent_digest else None,
+        accreditation_id=record.accreditation_id,
     )
 
 

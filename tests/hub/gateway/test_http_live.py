@@ -209,6 +209,7 @@ async def test_hub_up_serves_the_api_and_accredits_a_liaison_officer(  # noqa: P
             listed = await run("liaison", "list", *data, "--json")
             assert [(v["holder"], v["status"]) for v in listed] == [("XA-LO-7", "active")]
             accreditation = listed[0]["accreditation_id"]
+            assert issued["accreditation_id"] == accreditation
             again = await run("token", "issue", *data, "--accreditation", accreditation, "--json")
             assert again["scope"] == issued["scope"] and again["token"] != issued["token"]
             auditor = await run(
