@@ -26,8 +26,10 @@ from datetime import datetime
 
 from hub.audit.jobs import JobCheck, SignatureJob
 from hub.audit.outcome import Divergence
+from hub.crypto import receipts
 from hub.crypto.access import open_statement
 from hub.crypto.cards import open_card
+from hub.crypto.envelope import recorded_signed_message
 from hub.errors import HubError, InvalidTransition, Revoked
 from hub.gateway.decisions import Limits
 from hub.ledger.lifecycle import allowed_types
@@ -96,15 +98,27 @@ class _Context:
     counts: Counts
     recorded_at: datetime
 
-    def job(self, check: JobCheck, key: bytes, signer: str, key_id: str = "") -> None:
+    def job(
+        self,
+        check: JobCheck,
+        key: bytes,
+        signer: str,
+        key_id: str = "",
+        *,
+        signed: tuple[bytes, bytes] | None = None,
+    ) -> None:
+        """Queue a signature check; ``signed`` = (message, signature) when already derived."""
+        message, signature = signed or (b"", b"")
         self.jobs.append(
             SignatureJob(
                 index=self.index,
                 check=check,
-                entry=self.data,
+                entry=b"" if signed else self.data,
                 key=key,
                 signer=signer,
                 key_id=key_id,
+                message=message,
+                signature=signature,
             )
         )
         self.counts.signatures += 1
@@ -273,7 +287,16 @@ def _envelope(ctx: _Context, event: EnvelopeRecorded) -> Header:
         ) from e
     sender, key_id = header.sender, header.sender_key_id
     key = ctx.signing_key("sender_key", sender, key_id, header.sent_at)  # (3)
-    ctx.job("sender_signature", key, sender, key_id)  # (4)
+    try:
+        message = recorded_signed_message(event)
+    except HubError as e:
+        raise ctx.fail(
+            "sender_signature",
+            f"a valid signature by {sender} key {key_id}",
+            _error(e),
+            "the sender signature does not verify",
+        ) from e
+    ctx.job("sender_signature", key, sender, key_id, signed=(message, event.signature))  # (4)
     state = ctx.state
     for recipient in header.recipients:  # (6)
         if state.directory.get(recipient) is None:
@@ -317,7 +340,8 @@ def _receipt(ctx: _Context, event: ReceiptRecorded) -> ReceiptBody:
         ) from e
     key_id = body.recipient_key_id
     key = ctx.signing_key("receipt_key", body.recipient, key_id, body.received_at)  # (3)
-    ctx.job("receipt_signature", key, body.recipient, key_id)  # (4)
+    signed = (receipts.signed_message(event.body), event.signature)
+    ctx.job("receipt_signature", key, body.recipient, key_id, signed=signed)  # (4)
     messages = ctx.state.messages
     original = messages.messages.get(body.message_id)  # (6)
     if original is None:

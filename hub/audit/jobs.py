@@ -25,6 +25,7 @@ import msgspec
 from hub.audit.outcome import Divergence
 from hub.crypto import access, cards, receipts
 from hub.crypto.envelope import verify_recorded
+from hub.crypto.keys import verify_signature
 from hub.errors import HubError, KeyNotValid
 from schemas.codec import decode
 from schemas.ledger import (
@@ -57,14 +58,22 @@ JobCheck = Literal[
 
 
 class SignatureJob(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
-    """Check the signature in ledger entry ``index`` with ``key`` (already resolved)."""
+    """Check the signature in ledger entry ``index`` with ``key`` (already resolved).
+
+    Senders' and recipients' signatures (nearly every job) come *prepared*: ``message`` holds
+    the exact signed bytes the replay derived from the entry it just decoded and checked, and
+    ``signature`` the signature, so a worker only verifies. The operator's rarer signatures
+    carry the whole ``entry`` and are re-derived in the worker.
+    """
 
     index: int
     check: JobCheck
-    entry: bytes
     key: bytes
     signer: str
     key_id: str = ""
+    entry: bytes = b""
+    message: bytes = b""
+    signature: bytes = b""
 
 
 class _PinnedKey:
@@ -95,6 +104,9 @@ def _event(job: SignatureJob) -> object:
 
 
 def _check(job: SignatureJob) -> None:
+    if job.message:
+        verify_signature(job.key, job.signature, job.message)
+        return
     event = _event(job)
     if job.check == "operator_signature" and isinstance(event, AuthorityAdmitted):
         cards.verify_admission(event.signed, job.key, event.operator_signature)

@@ -61,6 +61,7 @@ __all__ = [
     "header_digest",
     "open",
     "record_of",
+    "recorded_signed_message",
     "decrypt_with_key",
     "seal",
     "new_content_key",
@@ -325,6 +326,17 @@ def record_of(verified: Verified, envelope: Envelope) -> EnvelopeRecorded:
 def verify_recorded(record: EnvelopeRecorded, resolver: KeyResolver) -> Header:
     """Check a ledger record's sender signature from the ledger alone (auditors)."""
     header = _decode_header(record.header)
+    message = recorded_signed_message(record)
+    key = resolver.signing_key(header.sender, header.sender_key_id, header.sent_at)
+    p.ed25519_verify(key, record.signature, message)
+    return header
+
+
+def recorded_signed_message(record: EnvelopeRecorded) -> bytes:
+    """The exact bytes the sender signed for a ledger record, once the recorded envelope digest
+    is checked against the recorded header and parts (:class:`DigestMismatch` otherwise). An
+    auditor checks many such signatures elsewhere with :func:`hub.crypto.keys.verify_signature`.
+    """
     digest = envelope_digest(
         header_digest(record.header), record.body, record.attachments, record.wrapped_keys_digest
     )
@@ -333,8 +345,7 @@ def verify_recorded(record: EnvelopeRecorded, resolver: KeyResolver) -> Header:
             "envelope_digest: does not match the recorded header and part digests",
             field="envelope_digest",
         )
-    _check_signature(resolver, header, digest, record.signature)
-    return header
+    return _SIGNATURE_LABEL + digest
 
 
 def open(

@@ -24,6 +24,7 @@ __all__ = [
     "KeyResolver",
     "OperatorKey",
     "compute_key_id",
+    "verify_signature",
 ]
 
 _KEY_ID_LABEL = b"mla-hub/v1/key-id\x00"
@@ -136,6 +137,12 @@ class OperatorKey:
     @classmethod
     def from_bytes(cls, data: bytes) -> OperatorKey:
         return cls(decode(data, _OperatorKeyFile, what="operator key file").signing)
+
+
+def verify_signature(public: bytes, signature: bytes, message: bytes) -> None:
+    """Ed25519: return nothing, or raise :class:`~hub.errors.SignatureInvalid`. For callers
+    that already hold the exact signed bytes (an auditor's workers)."""
+    p.ed25519_verify(public, signature, message)
 
 
 class KeyResolver(Protocol):

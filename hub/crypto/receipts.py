@@ -14,7 +14,7 @@ from schemas.codec import decode, encode
 from schemas.envelope import Header
 from schemas.receipt import Receipt, ReceiptBody
 
-__all__ = ["issue", "verify"]
+__all__ = ["issue", "signed_message", "verify"]
 
 _LABEL = b"mla-hub/v1/receipt\x00"
 
@@ -50,5 +50,10 @@ def verify(receipt: Receipt, resolver: KeyResolver) -> ReceiptBody:
     """Decode the receipt body and check the recipient's signature with the key valid then."""
     body = decode(receipt.body, ReceiptBody, what="receipt")
     key = resolver.signing_key(body.recipient, body.recipient_key_id, body.received_at)
-    p.ed25519_verify(key, receipt.signature, _LABEL + receipt.body)
+    p.ed25519_verify(key, receipt.signature, signed_message(receipt.body))
     return body
+
+
+def signed_message(body: bytes) -> bytes:
+    """The exact bytes a recipient signs for the receipt body ``body``."""
+    return _LABEL + body

@@ -135,9 +135,12 @@ class TestPool:
         replayer = replayed()
         jobs = replayer.take_jobs()
         assert jobs and run_encoded_jobs(encode_jobs(jobs)) is None
-        bad = msgspec.structs.replace(jobs[-1], entry=flip_last(jobs[-1].entry))
+        last = jobs[-1]
+        assert last.message and not last.entry  # prepared: the worker only verifies
+        bad = msgspec.structs.replace(last, message=flip_last(last.message))
         failure = run_encoded_jobs(encode_jobs([*jobs[:-1], bad]))
         assert failure is not None and failure.index == bad.index
+        assert failure.found.startswith("bad_signature:")
 
     def test_collector_enabled_again(self) -> None:
         assert gc.isenabled()
