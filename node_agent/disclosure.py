@@ -20,6 +20,7 @@ from schemas.envelope import Envelope
 
 __all__ = ["ContentKeys", "make_disclosure"]
 
+
 class ContentKeys:
     """Reads content keys by message id (own connection). The agent writes them in the same
     commit as the outbox or inbox row they belong to (``AgentStore.content_key_add``), into
