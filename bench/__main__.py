@@ -104,6 +104,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         metavar="DIR",
         help="only profile the saturating e2e run; write pstats to DIR",
     )
+    parser.add_argument(
+        "--profile-nofsync",
+        action="store_true",
+        help="with --profile: the replicated stand-in (no fsync) instead of the fsync default",
+    )
     return parser.parse_args(argv)
 
 
@@ -118,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mla-bench-") as tmp:
         if args.profile is not None:
-            asyncio.run(run_profile(Path(tmp), args.profile, plan.e2e))
+            asyncio.run(
+                run_profile(Path(tmp), args.profile, plan.e2e, fsync=not args.profile_nofsync)
+            )
             return 0
         results = asyncio.run(
             asyncio.wait_for(

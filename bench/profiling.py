@@ -1,9 +1,10 @@
 """``python -m bench --profile DIR``: where the hub and agents processes spend a saturating run.
 
-Runs the e2e saturation phase (fsync) with cProfile enabled in the hub process and in each
-agent's process, writes ``hub.pstats`` and ``agents-<ID>.pstats`` to DIR, and prints the top entries
-by own time and by cumulative time. cProfile slows Python code down (about 1.5-2x), so the
-rate printed here is lower than the bench's; the shares are what matter.
+Runs the e2e saturation phase (fsync; with ``--profile-nofsync`` the replicated stand-in) with
+cProfile enabled in the hub process and in each agent's process, writes ``hub.pstats`` and
+``agents-<ID>.pstats`` to DIR, and prints the top entries by own time and by cumulative time.
+cProfile slows Python code down (about 1.5-2x), so the rate printed here is lower than the
+bench's; the shares are what matter.
 """
 
 from __future__ import annotations
@@ -30,11 +31,11 @@ def summarize(paths: list[Path], top: int = 30) -> str:
     return out.getvalue()
 
 
-async def run_profile(root: Path, out_dir: Path, config: E2EConfig) -> None:
+async def run_profile(root: Path, out_dir: Path, config: E2EConfig, *, fsync: bool = True) -> None:
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     config = replace(config, paced_count=50, profile_dir=out_dir)
-    async with single(root / "nats", fsync=True) as nats:
+    async with single(root / "nats", fsync=fsync) as nats:
         phases = await run_e2e(root / "data", nats, config)
     for phase in phases:
         print(phase)

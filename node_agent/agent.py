@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -210,13 +211,21 @@ class Agent:
         in one (non-durable) commit; the caller holds ``self._sending``."""
         sent: list[str] = []
         try:
-            for row in rows:
+            if len(rows) == 1:
                 try:
-                    await link.publish(row.message_id, row.payload)
+                    await link.publish(rows[0].message_id, rows[0].payload)
+                    sent.append(rows[0].message_id)
                 except UnavailableError as e:
-                    self._log.warning("send_deferred", message_id=row.message_id, detail=str(e))
-                    break
-                sent.append(row.message_id)
+                    self._log.warning("send_deferred", message_id=rows[0].message_id, detail=str(e))
+            elif rows:  # all in flight at once, in order: one wait, not one per row
+                acked = await link.publish_all([(row.message_id, row.payload) for row in rows])
+                sent = [row.message_id for row in rows[:acked]]
+                if acked < len(rows):
+                    self._log.warning(
+                        "send_deferred",
+                        message_id=rows[acked].message_id,
+                        detail="hub intake: not acknowledged",
+                    )
         finally:
             if sent:  # also when cancelled: what the intake acked is not sent again
                 await _in_thread(self.store.outbox_mark_submitted, sent, self.clock.now())
@@ -247,8 +256,10 @@ class Agent:
 
     async def handle(self, batch: Sequence[Inbound], directory: AgentDirectory) -> None:
         """Process a batch of inbound items: check each, keep them all in one durable commit,
-        then ack them; a bad item is logged and parked, never fatal. Nothing is acked before
-        the commit that keeps it has returned (see ``node_agent.store``)."""
+        then ack them and log them in one ``inbound_kept`` line (a list of items per kind:
+        ``message_received``, ``message_replayed``, ``receipt_received``, ``verdict_received``);
+        a bad item is logged and parked, never fatal. Nothing is acked before the commit that
+        keeps it has returned (see ``node_agent.store``)."""
         checked: list[_Checked] = []
         for inbound in batch:
             try:
@@ -261,9 +272,12 @@ class Agent:
                 await inbound.msg.term()
         if checked:
             await _in_thread(self._keep, checked)
+        kept: dict[str, list[dict[str, object]]] = {}
         for item in checked:
             await item.inbound.ack()
-            self._log.info(item.event, **item.log)
+            kept.setdefault(item.event, []).append(item.log)
+        if kept:  # one line per batch, a list per kind: a line per item cost 6% of the agent
+            self._log.info("inbound_kept", **kept)
         if any(item.message for item in checked):
             self._wake.set()
 
@@ -313,7 +327,7 @@ class Agent:
             envelope_digest=opened.verified.envelope_digest,
             header=item.header,
             body=encode(opened.body),
-            attachment_dir=str(self.inbox_dir / header.message_id),  # made only if needed
+            attachment_dir=os.path.join(self.inbox_dir, header.message_id),  # made only if needed
             receipt_id=ids.uuid7(),
             received_at=self.clock.now().isoformat(),
         )

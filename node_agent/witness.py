@@ -14,13 +14,9 @@ add up.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 import nats.errors
 from nats.aio.client import Client as NatsClient
@@ -35,6 +31,7 @@ from hub.ledger.transparency import LogVerifier, SignedCheckpoint
 from hub.logs import get_logger
 from node_agent.store import AgentStore
 from node_agent.transport import Inbound
+from node_agent.witness_store import Alarm, WitnessStore
 from schemas.codec import decode, encode
 from schemas.envelope import Envelope
 from schemas.ledger import EnvelopeRecorded, LedgerEntry, ReceiptRecorded, SubmissionRejected
@@ -54,20 +51,6 @@ __all__ = [
     "witness_verdict",
 ]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS witness_checkpoints (
-    size  INTEGER PRIMARY KEY,
-    root  BLOB NOT NULL,
-    note  TEXT NOT NULL,
-    seen  TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS witness_alarms (
-    id     INTEGER PRIMARY KEY AUTOINCREMENT,
-    at     TEXT NOT NULL,
-    kind   TEXT NOT NULL,
-    detail TEXT NOT NULL
-);
-"""
 _REQUEST_TIMEOUT_S = 5.0
 # Every checkpoint seen is checked; cosigning the newest once a second is plenty for the hub to
 # serve fresh cosignatures, and keeps a busy agent from doubling its requests.
@@ -79,69 +62,6 @@ class TransparencyAlarm(VerificationError):
     """The hub's log does not add up for this agent (bad proof, split view, bad signature)."""
 
     code = "transparency_alarm"
-
-
-@dataclass(frozen=True, slots=True)
-class Alarm:
-    at: str
-    kind: str
-    detail: str
-
-
-class WitnessStore:
-    """The newest verified checkpoint and the alarms, in the agent's own database."""
-
-    def __init__(self, path: Path) -> None:
-        # Used from the event loop and, to keep a checkpoint (a commit: one fsync), from a
-        # worker thread: one lock serialises every use of the connection.
-        self._db = sqlite3.connect(
-            path, timeout=30.0, isolation_level=None, check_same_thread=False
-        )
-        self._lock = threading.RLock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
-        self._latest: tuple[int, bytes, str] | None = None
-        self._read = False
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    def latest(self) -> tuple[int, bytes, str] | None:
-        """The newest checkpoint in the database (another process may have kept one)."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT size, root, note FROM witness_checkpoints ORDER BY size DESC LIMIT 1"
-            ).fetchone()
-            self._latest = None if row is None else (int(row[0]), bytes(row[1]), str(row[2]))
-            self._read = True
-            return self._latest
-
-    def latest_known(self) -> tuple[int, bytes, str] | None:
-        """:meth:`latest` as last read or kept by this process: the per-item check needs no
-        query (the witness reads the database again for every checkpoint it advances to)."""
-        return self._latest if self._read else self.latest()
-
-    def keep(self, checkpoint: SignedCheckpoint, now: datetime) -> None:
-        with self._lock:
-            self._db.execute(
-                "INSERT OR IGNORE INTO witness_checkpoints VALUES (?, ?, ?, ?)",
-                (checkpoint.size, checkpoint.root, checkpoint.note, now.isoformat()),
-            )
-            if self._latest is None or checkpoint.size > self._latest[0]:
-                self.latest()  # what the database holds now, not what we asked it to hold
-
-    def raise_alarm(self, kind: str, detail: str, now: datetime) -> None:
-        with self._lock:
-            self._db.execute(
-                "INSERT INTO witness_alarms (at, kind, detail) VALUES (?, ?, ?)",
-                (now.isoformat(), kind, detail),
-            )
-
-    def alarms(self) -> list[Alarm]:
-        with self._lock:
-            rows = self._db.execute("SELECT at, kind, detail FROM witness_alarms ORDER BY id")
-            return [Alarm(*r) for r in rows.fetchall()]
 
 
 def check_inclusion(

@@ -44,6 +44,8 @@ __all__ = ["CheckpointStore", "TransparencyResponder", "checkpoint_key"]
 
 _LATEST = "latest"
 _CAS_RETRIES = 20
+_FRESH_EVERY_S = 1.0
+_log = get_logger("hub.service")  # the ticker's events, as when it lived in the service
 
 
 def checkpoint_key(size: int) -> str:
@@ -75,6 +77,31 @@ class CheckpointStore:
         except (TimeoutError, nats.errors.Error) as e:
             raise UnavailableError(f"checkpoints: not stored ({e})") from e
         self._published = checkpoint.size
+
+    async def keep_fresh(
+        self,
+        stop: asyncio.Event,
+        *,
+        catch_up: Callable[[], Awaitable[object]],
+        busy: Callable[[], bool],
+        every: float = _FRESH_EVERY_S,
+    ) -> None:
+        """Until ``stop``: every ``every`` seconds, fold what other instances appended
+        (``catch_up``) and store the log's checkpoint, so it is at most that far behind. While
+        ``busy()`` (a batch is in flight, its appends unconfirmed), skip: the batch signs its
+        own checkpoint once confirmed."""
+        while not stop.is_set():
+            await asyncio.sleep(every)
+            try:
+                await catch_up()
+                if busy():
+                    continue
+                checkpoint = self._log.checkpoint()  # no await since the check above
+                await self.publish(checkpoint)
+            except HubError as e:
+                _log.warning("checkpoint_deferred", reason=e.code, detail=str(e))
+            except Exception:  # an untyped transport error: the ticker must not die with it
+                _log.exception("checkpoint_ticker_error")
 
     async def _create(self, size: int, note: bytes) -> None:
         with contextlib.suppress(KeyWrongLastSequenceError):

@@ -5,7 +5,9 @@ Used by node agents (as their authority) and by ``hub admit`` (as the operator).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+from collections.abc import Sequence
 
 import nats.errors
 from nats.aio.client import Client as NatsClient
@@ -15,6 +17,7 @@ from nats.js.errors import NotFoundError
 from hub import subjects
 from hub.errors import UnavailableError
 from hub.gateway.connection import close as close_connection
+from hub.ledger.store import Pipeline
 from schemas.codec import decode
 from schemas.transport import Verdict
 
@@ -28,6 +31,7 @@ class IntakeClient:
         self.nc = nc
         self.js: JetStreamContext = nc.jetstream()
         self.sender = sender
+        self._pipeline = Pipeline(nc)  # for publish_all
 
     async def close(self) -> None:
         await close_connection(self.nc)
@@ -45,6 +49,31 @@ class IntakeClient:
             raise UnavailableError(f"hub intake: not acknowledged ({e.__class__.__name__})") from e
         except nats.errors.Error as e:
             raise UnavailableError(f"hub intake: {e}") from e
+
+    async def publish_all(self, submissions: Sequence[tuple[str, bytes]]) -> int:
+        """Hand several submissions (message id, payload) to the intake, all in flight at once
+        and in order; returns how many, from the first, JetStream acknowledged (within one
+        timeout for them all). A later one acknowledged after an earlier failure is not
+        counted: sending it again is a duplicate the intake drops (``Nats-Msg-Id``)."""
+        acks: list[asyncio.Future[int]] = []
+        try:
+            try:
+                subject = subjects.submit(self.sender)
+                for message_id, payload in submissions:
+                    headers = {"Nats-Msg-Id": message_id}
+                    acks.append(await self._pipeline.publish(subject, payload, headers))
+                await asyncio.wait_for(asyncio.gather(*acks, return_exceptions=True), 5.0)
+            except (TimeoutError, nats.errors.Error, OSError):
+                pass  # what was acknowledged in time still counts
+            done = 0
+            for ack in acks:
+                if not ack.done() or ack.cancelled() or ack.exception() is not None:
+                    break
+                done += 1
+            return done
+        finally:
+            for ack in acks:  # no pending publish is left waiting for its ack
+                ack.cancel()
 
     async def wait_verdict(self, message_id: str, timeout: float) -> Verdict | None:
         """The verdict on ``message_id``, whether it was published before or after this call."""

@@ -13,9 +13,13 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import msgspec
 import nats.errors
+import nats.js.errors
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 from nats.errors import ConnectionClosedError, NoRespondersError
 from nats.js import JetStreamContext
 from nats.js import api as js_api
@@ -31,12 +35,13 @@ from nats.js.errors import (
 from nats.js.kv import KeyValue
 
 from hub import subjects
-from hub.errors import ConflictError, UnavailableError
+from hub.errors import ConflictError, HubError, UnavailableError
 
 __all__ = [
     "ContentStore",
     "Ledger",
     "LedgerConflict",
+    "Pipeline",
     "StreamLayout",
     "ensure_topology",
     "kv_items",
@@ -158,6 +163,66 @@ async def _ensure_topology(js: JetStreamContext, layout: StreamLayout) -> None:
             )
 
 
+class _Ack(msgspec.Struct):
+    """JetStream's answer to a publish: the stream sequence, or an error."""
+
+    seq: int = 0
+    error: dict[str, Any] | None = None
+
+
+_ACK = msgspec.json.Decoder(_Ack)
+
+
+class Pipeline:
+    """JetStream publishes with many acks in flight on one connection.
+
+    Every ack comes back on one wildcard inbox subscription and resolves the future of its
+    publish to the stream sequence it was stored at (or to the error). This is what nats-py's
+    ``publish_async`` does, without its per-publish semaphore wait, random token and JSON to
+    dataclass parse (at saturation those were a tenth of the hub's Python time); and an error
+    answer fails its future at once (nats-py's leaves it pending until the caller's timeout).
+    Futures have no timeout of their own: the caller bounds a batch's acks at once, and
+    cancels what it no longer waits for.
+    """
+
+    def __init__(self, nc: NatsClient) -> None:
+        self._nc = nc
+        self._prefix = ""
+        self._next = 0
+        self._waiting: dict[str, asyncio.Future[int]] = {}  # by reply token, until done
+
+    async def publish(
+        self, subject: str, payload: bytes, headers: dict[str, str] | None = None
+    ) -> asyncio.Future[int]:
+        """Send one message; the future resolves to its stream sequence."""
+        if not self._prefix:
+            prefix = self._nc.new_inbox() + "."
+            await self._nc.subscribe(prefix + "*", cb=self._on_ack)
+            self._prefix = prefix
+        self._next += 1
+        token = str(self._next)
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._waiting[token] = future
+        future.add_done_callback(lambda _: self._waiting.pop(token, None))
+        await self._nc.publish(subject, payload, reply=self._prefix + token, headers=headers)
+        return future
+
+    async def _on_ack(self, msg: Msg) -> None:
+        future = self._waiting.get(msg.subject[len(self._prefix) :])
+        if future is None or future.done():
+            return
+        if msg.headers and msg.headers.get("Status") == "503":  # no stream for the subject
+            future.set_exception(nats.js.errors.NoStreamResponseError())
+            return
+        try:
+            ack = _ACK.decode(msg.data)
+            if ack.error is not None:
+                nats.js.errors.APIError.from_error(ack.error)  # raises the typed error
+            future.set_result(ack.seq)
+        except Exception as e:
+            future.set_exception(e)
+
+
 class Ledger:
     """Append to and read the LEDGER stream."""
 
@@ -179,16 +244,37 @@ class Ledger:
 
         Raises :class:`LedgerConflict` if the ledger already holds ``index`` entries' worth more.
         """
-        headers = {"Nats-Msg-Id": dedup_id, "Nats-Expected-Last-Sequence": str(index)}
         try:
-            ack = await self._js.publish(subjects.LEDGER_SUBJECT, entry, headers=headers)
+            ack = await self._js.publish(
+                subjects.LEDGER_SUBJECT, entry, headers=_append_headers(index, dedup_id)
+            )
         except APIError as e:
-            if e.err_code == _WRONG_LAST_SEQUENCE:
-                raise LedgerConflict(f"ledger: index {index} was taken by another writer") from e
-            raise UnavailableError(f"ledger: append failed: {e}") from e
+            raise _append_error(index, e) from e
         except (TimeoutError, nats.errors.NoRespondersError) as e:
             raise UnavailableError(f"ledger: append not acknowledged: {e}") from e
         return int(ack.seq) - 1
+
+    @staticmethod
+    async def start_append(
+        pipeline: Pipeline, entry: bytes, *, index: int, dedup_id: str
+    ) -> asyncio.Future[int]:
+        """Send ``entry`` for ``index`` without waiting: the future is JetStream's ack, to be
+        read with :meth:`appended`. Appends started one after another reach the server in
+        that order (one connection)."""
+        headers = _append_headers(index, dedup_id)
+        return await pipeline.publish(subjects.LEDGER_SUBJECT, entry, headers)
+
+    @staticmethod
+    def appended(seq: int | BaseException, *, index: int, dedup_id: str) -> None:
+        """Check the outcome of :meth:`start_append`: the entry is stored at ``index``, or this
+        raises what :meth:`append` raises (:class:`LedgerConflict`, :class:`UnavailableError`);
+        a dedup id already stored elsewhere is a :class:`LedgerConflict` too."""
+        if isinstance(seq, APIError):
+            raise _append_error(index, seq) from seq
+        if isinstance(seq, BaseException):
+            raise UnavailableError(f"ledger: append not acknowledged: {seq!r}") from seq
+        if seq - 1 != index:
+            raise LedgerConflict(f"ledger: {dedup_id} already stored at index {seq - 1}")
 
     async def get(self, index: int) -> bytes:
         """The exact stored bytes of entry ``index``."""
@@ -234,6 +320,16 @@ class Ledger:
             await sub.unsubscribe()
 
 
+def _append_headers(index: int, dedup_id: str) -> dict[str, str]:
+    return {"Nats-Msg-Id": dedup_id, "Nats-Expected-Last-Sequence": str(index)}
+
+
+def _append_error(index: int, e: APIError) -> HubError:
+    if e.err_code == _WRONG_LAST_SEQUENCE:
+        return LedgerConflict(f"ledger: index {index} was taken by another writer")
+    return UnavailableError(f"ledger: append failed: {e}")
+
+
 async def kv_items(kv: KeyValue, *, attempts: int = 20) -> dict[str, bytes]:
     """Every key and value of a bucket. nats-py's ``keys()`` answers "no keys" when its watcher
     is slow to start, even on a bucket that has some: ask again a few times before believing it.
@@ -268,6 +364,19 @@ class ContentStore:
             await self._kv.put(digest.hex(), sealed)
         except (TimeoutError, nats.errors.Error) as e:
             raise UnavailableError(f"content store: not stored ({e})") from e
+
+    @staticmethod
+    async def start_put(pipeline: Pipeline, digest: bytes, sealed: bytes) -> asyncio.Future[int]:
+        """:meth:`put` without waiting: the future is JetStream's ack (read it with
+        :meth:`stored`). The same write as ``KeyValue.put``: one message on the bucket's
+        subject for the key."""
+        return await pipeline.publish(f"$KV.{subjects.CONTENT_BUCKET}.{digest.hex()}", sealed)
+
+    @staticmethod
+    def stored(seq: int | BaseException) -> None:
+        """Check the outcome of :meth:`start_put`; raises :class:`UnavailableError`."""
+        if isinstance(seq, BaseException):
+            raise UnavailableError(f"content store: not stored ({seq!r})") from seq
 
     async def get(self, digest: bytes) -> bytes | None:
         try:

@@ -11,7 +11,7 @@ import argparse
 import asyncio
 import json
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import pytest
 import structlog
@@ -49,6 +49,11 @@ class CountingLink(HubLink):
         self.published[message_id] += 1
         await asyncio.sleep(0)
         await super().publish(message_id, payload)
+
+    async def publish_all(self, submissions: Sequence[tuple[str, bytes]]) -> int:
+        self.published.update(message_id for message_id, _ in submissions)
+        await asyncio.sleep(0)
+        return await super().publish_all(submissions)
 
 
 def receipts_queued(store: AgentStore) -> list[str]:

@@ -1,0 +1,151 @@
+"""What the hub publishes from what it recorded, beside the ledger itself.
+
+- the directory where node agents read it: an admitted authority's card (KV ``card.<ID>`` and
+  its key history) and its two consumers; a revoked authority's ``revoked.<ID>`` marker;
+- a batch's answers, once its checkpoint is signed: each delivery and verdict with the entry,
+  the checkpoint and the entry's inclusion proof (:func:`answers`, pure), all published in
+  flight together (:func:`send_all`).
+
+The service (``hub.gateway.service``) decides and records; it calls these in its order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import msgspec
+import nats.errors
+from nats.js import JetStreamContext
+from nats.js.kv import KeyValue
+
+from hub import subjects
+from hub.errors import UnavailableError
+from hub.gateway.admission import Item
+from hub.gateway.nats_security import ensure_authority_consumers
+from hub.ledger.projections.directory import DirectoryChange, DirectoryRecord
+from hub.ledger.store import Pipeline, when_ready
+from hub.ledger.transparency import SignedCheckpoint, TransparencyLog
+from schemas.codec import encode
+from schemas.transport import Delivery, Verdict
+
+__all__ = [
+    "ANSWER_TIMEOUT_S",
+    "Outcome",
+    "Publish",
+    "Recorded",
+    "answers",
+    "publish_directory_change",
+    "send_all",
+    "verdict_for",
+]
+
+ANSWER_TIMEOUT_S = 5.0  # for every ack of a batch's deliveries and verdicts (nats-py's default)
+
+Publish = tuple[str, bytes, str]  # subject, data, Nats-Msg-Id
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """Where a submission's entry sits in the ledger, and its bytes."""
+
+    index: int
+    recorded_at: datetime
+    entry: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one submission still needs once the batch's checkpoint is signed."""
+
+    reply_to: str
+    verdict: Verdict
+    token: str
+    recorded: Recorded
+    deliveries: tuple[tuple[str, Item], ...] = ()
+
+
+async def publish_directory_change(
+    js: JetStreamContext, kv: KeyValue, change: DirectoryChange
+) -> None:
+    """Materialize a directory change where node agents read it (idempotent, so a replay of
+    the ledger may write it again). An admission: the authority's two consumers, its card and
+    its key history entry. A revocation: its ``card.<ID>`` leaves the KV for a
+    ``revoked.<ID>`` marker (its key history stays)."""
+    if isinstance(change, DirectoryRecord):
+        authority, data = change.card.id, encode(change.admitted)
+        await when_ready(lambda: ensure_authority_consumers(js, authority))
+        await when_ready(lambda: kv.put(subjects.card_key(authority), data))
+        history = subjects.key_history_key(authority, change.card.keys.key_id)
+        await when_ready(lambda: kv.put(history, data))
+        return
+    revoked = change
+    await when_ready(lambda: kv.put(subjects.revoked_key(revoked.authority), encode(revoked)))
+    await when_ready(lambda: kv.delete(subjects.card_key(revoked.authority)))
+
+
+def verdict_for(message_id: str, status: str, recorded: Recorded) -> Verdict:
+    """The verdict for a recorded submission, before its proof is attached."""
+    return Verdict(
+        message_id=message_id,
+        status=status,  # type: ignore[arg-type]
+        ledger_index=recorded.index,
+        recorded_at=recorded.recorded_at,
+    )
+
+
+def answers(
+    log: TransparencyLog, checkpoint: SignedCheckpoint, outcomes: Sequence[Outcome]
+) -> list[Publish]:
+    """Every delivery and verdict of ``outcomes``, proved against ``checkpoint``."""
+    publishes: list[Publish] = []
+    for outcome in outcomes:
+        recorded = outcome.recorded
+        proof = log.inclusion(recorded.index, checkpoint.size)
+        for recipient, item in outcome.deliveries:
+            delivery = Delivery(
+                ledger_index=recorded.index,
+                recorded_at=recorded.recorded_at,
+                item=item,
+                entry=recorded.entry,
+                checkpoint=checkpoint.note,
+                inclusion_proof=proof,
+            )
+            msg_id = f"d:{recorded.index}:{recipient}"
+            publishes.append((subjects.deliver(recipient), encode(delivery), msg_id))
+        if subjects.is_token(outcome.reply_to):  # else: nowhere to answer; still recorded
+            answer = msgspec.structs.replace(
+                outcome.verdict,
+                entry=recorded.entry,
+                checkpoint=checkpoint.note,
+                inclusion_proof=proof,
+            )
+            subject = subjects.verdict(outcome.reply_to, outcome.token)
+            msg_id = f"v:{outcome.reply_to}:{outcome.token}:{answer.status}"
+            publishes.append((subject, encode(answer), msg_id))
+    return publishes
+
+
+async def send_all(
+    pipeline: Pipeline, publishes: Sequence[Publish], timeout: float = ANSWER_TIMEOUT_S
+) -> None:
+    """Publish every message at once, then wait until JetStream acked each one (or raise
+    :class:`UnavailableError`). All in flight with one timeout for the whole batch, not a
+    ``js.publish`` per message: each is a request with its own task, timer and reply future
+    (nats-py requests were a fifth of the hub's CPU at saturation)."""
+    acks: list[asyncio.Future[int]] = []
+    try:
+        try:
+            for subject, data, msg_id in publishes:
+                acks.append(await pipeline.publish(subject, data, {"Nats-Msg-Id": msg_id}))
+            results = await asyncio.wait_for(asyncio.gather(*acks, return_exceptions=True), timeout)
+        except (TimeoutError, nats.errors.Error) as e:
+            raise UnavailableError(f"deliveries and verdicts: not acknowledged ({e})") from e
+    finally:
+        for ack in acks:  # on failure: no pending publish is left waiting for its ack
+            ack.cancel()
+    failed = [r for r in results if isinstance(r, BaseException)]
+    if failed:
+        raise UnavailableError(f"deliveries and verdicts: a publish failed ({failed[0]})")
