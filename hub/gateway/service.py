@@ -42,7 +42,7 @@ from hub.gateway._publication import (
 )
 from hub.gateway.admission import Accept, Decision, Duplicate, Limits, Reject, admit
 from hub.gateway.checkpoints import CheckpointStore, TransparencyResponder
-from hub.ledger.folding import collector_paused
+from hub.ledger.folding import HeapSettler, collector_paused
 from hub.ledger.projections.directory import Directory, DirectoryChange
 from hub.ledger.projections.state import HubState
 from hub.ledger.store import (
@@ -106,6 +106,7 @@ class HubService:
         self._batched_changes = False
         self._pipelining = False
         self.state = HubState()
+        self._settler = HeapSettler()
         self._log = get_logger("hub.service")
 
     @classmethod
@@ -171,6 +172,7 @@ class HubService:
     def _apply(self, entry: LedgerEntry, data: bytes) -> DirectoryChange | None:
         change = self.state.apply(entry)
         self.log.append(data)
+        self._settler.applied()  # collections stay short however large the state grows
         return change
 
     async def _announce(self, entry: LedgerEntry, change: DirectoryChange | None) -> None:

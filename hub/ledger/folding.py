@@ -12,7 +12,7 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["collector_paused"]
+__all__ = ["HeapSettler", "collector_paused"]
 
 
 @contextmanager
@@ -26,3 +26,25 @@ def collector_paused() -> Iterator[None]:
         gc.freeze()
         if was_enabled:
             gc.enable()
+
+
+class HeapSettler:
+    """Keeps the live fold's collections short: every ``every`` entries, collect what is not
+    frozen yet (the last ``every`` entries' worth) and freeze the survivors.
+
+    Without it, each full collection walks the whole state, so its pause grows with the ledger
+    (bench, 100,000 entries folded live: 10,000-entry chunks went from 8 to 26 us an entry,
+    and the pauses would reach seconds at millions of entries); with it the chunks stay flat.
+    """
+
+    def __init__(self, every: int = 10_000) -> None:
+        self._every = every
+        self._since = 0
+
+    def applied(self, count: int = 1) -> None:
+        """Note ``count`` more entries folded; settle the heap when ``every`` have been."""
+        self._since += count
+        if self._since >= self._every:
+            self._since = 0
+            gc.collect()  # frozen objects are not walked: this costs the recent ones only
+            gc.freeze()
