@@ -28,65 +28,28 @@ from hub import ids
 from hub.clock import Clock
 from hub.crypto import envelope as sealing
 from hub.crypto import receipts
-from hub.crypto.digest import sha256
 from hub.crypto.keys import AuthorityKeys
 from hub.errors import HubError, UnavailableError
 from hub.logs import get_logger
 from node_agent.cases import local_cases
 from node_agent.directory import AgentDirectory
 from node_agent.disclosure import ContentKeys
+from node_agent.outgoing import Attachment, Outgoing, SendResult, body_of
 from node_agent.store import AgentStore, InboxRow, OutboxRow, write_files
 from node_agent.transport import HubLink, Inbound
 from node_agent.witness import Witness, witness_inbound, witness_verdict
 from schemas.codec import decode, encode
-from schemas.envelope import ActionMeta, AttachmentMeta, Body, CaseMeta, Header
+from schemas.envelope import Header
 from schemas.receipt import Receipt, ReceiptBody
 from schemas.transport import Delivery, Verdict
 
-__all__ = ["Agent", "Attachment", "Outgoing", "SendResult"]
+__all__ = ["Agent", "Attachment", "Outgoing", "SendResult"]  # the last three: node_agent.outgoing
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 _RESEND_EVERY_S = 2.0
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-@dataclass(frozen=True, slots=True)
-class Attachment:
-    name: str
-    data: bytes
-    media_type: str = "application/octet-stream"
-    role: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """A message a user asked to send."""
-
-    to: str
-    type: str
-    case_id: str
-    text: str
-    attachments: Sequence[Attachment] = ()
-    meta: CaseMeta | None = None
-    in_reply_to: str | None = None
-    fields: dict[str, str] | None = None
-    action: ActionMeta | None = None
-    copy_liaisons: bool = True  # seal to our liaison officers posted with ``to`` as well
-
-
-@dataclass(frozen=True, slots=True)
-class SendResult:
-    """Where a submission stands: queued (not yet at the hub), submitted (at the intake,
-    verdict pending), or the hub's verdict."""
-
-    status: str
-    message_id: str
-    case_id: str
-    ledger_index: int | None = None
-    reason: str | None = None
-    detail: str | None = None
 
 
 class Agent:
@@ -125,20 +88,7 @@ class Agent:
         give) when the case lifecycle does not allow this action now.
         """
         recipient = await directory.recipient(outgoing.to)
-        body = Body(
-            text=outgoing.text,
-            attachments=[
-                AttachmentMeta(
-                    name=a.name,
-                    role=a.role,
-                    media_type=a.media_type,
-                    size=len(a.data),
-                    sha256=sha256(a.data),
-                )
-                for a in outgoing.attachments
-            ],
-            fields=outgoing.fields or {},
-        )
+        body = body_of(outgoing)
         message_id = ids.uuid7()
         now = self.clock.now()
         observers = (
