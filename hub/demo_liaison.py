@@ -104,8 +104,8 @@ async def officer_reads(officer: DemoOfficer, api_url: str, case_id: str, step: 
     read = open_copies(copies, keys, settings.operator_key)
     print(
         f"\n[{step}] Liaison magistrate {OFFICER} reads, with keys of their own, the {len(read)} "
-        "messages of the main case their home authority copied them on (each checked against\n"
-        "     the operator key; the other side's messages are not theirs to read):"
+        "messages of the main case\n     their home authority copied them on (each checked "
+        "against the operator key;\n     the other side's messages are not theirs to read):"
     )
     rows = [
         (str(c.ledger_index), c.type, c.sender, "NOT VERIFIED" if c.error else c.text[:48])
