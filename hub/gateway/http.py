@@ -34,6 +34,7 @@ from hub.gateway.copies import CopySource, case_copies
 from hub.gateway.feed import Change, LedgerFeed, Subscription
 from hub.gateway.openapi import openapi_json
 from hub.gateway.token_store import TokenStore
+from hub.ledger.projections.access import Accreditation
 from hub.ledger.projections.state import HubState
 from hub.ledger.projections.stats import GROUPINGS, Grouping
 from hub.logs import get_logger
@@ -161,7 +162,24 @@ def _accreditation_ended(deps: HttpDeps, principal: Principal, now: datetime) ->
     if principal.accreditation_id is None:
         return f"token {principal.token_id} names no accreditation; issue a new one"
     state = deps.state()
-    return state.access.ended(principal.accreditation_id, now, state.directory)
+    ended = state.access.ended(principal.accreditation_id, now, state.directory)
+    record = state.access.get(principal.accreditation_id)
+    if ended is None and record is not None and not _scope_matches(principal, record):
+        # The token store is the operator's; the ledger is what everyone can check.
+        return f"token {principal.token_id}: its scope is not its accreditation's"
+    return ended
+
+
+def _scope_matches(principal: Principal, record: Accreditation) -> bool:
+    if principal.role != record.role:
+        return False
+    if record.role == "liaison":
+        return (principal.officer, principal.home, principal.host) == (
+            record.holder,
+            record.home,
+            record.host,
+        )
+    return True
 
 
 def _still_live(deps: HttpDeps, principal: Principal) -> bool:

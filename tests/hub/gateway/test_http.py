@@ -419,6 +419,19 @@ class TestAccreditations:
         with pytest.raises(ValidationError, match="accreditation: liaison and auditor tokens"):
             await api.tokens.issue("auditor", now=api.clock.now(), valid_for=DAY)
 
+    async def test_a_token_whose_pair_is_not_its_accreditations_is_refused(self, api: Api) -> None:
+        accreditation = api.accredit("XA-LO-1", A, B)
+        widened = await api.tokens.issue(
+            "liaison",
+            now=api.clock.now(),
+            valid_for=DAY,
+            officer="XA-LO-1",
+            home=A,
+            host=C,  # the ledger accredited the officer for A <-> B only
+            accreditation_id=accreditation,
+        )
+        await self._refused(api, widened.token, "its scope is not its accreditation's")
+
     async def test_an_auditor_reads_the_ledger_until_revoked(self, api: Api) -> None:
         token = await api.token("auditor")
         accreditation = api.state.access.all()[-1]
