@@ -19,9 +19,18 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from hub.errors import ValidationError, VerificationError
+from hub.ledger.projections.access import Accreditation
+from hub.ledger.projections.state import HubState
 from schemas.access import AccessToken, Role
 
-__all__ = ["Forbidden", "NotFound", "Principal", "Unauthenticated", "principal_of"]
+__all__ = [
+    "Forbidden",
+    "NotFound",
+    "Principal",
+    "Unauthenticated",
+    "accreditation_problem",
+    "principal_of",
+]
 
 
 class Unauthenticated(VerificationError):
@@ -120,3 +129,31 @@ def principal_of(token: AccessToken) -> Principal:
         host=token.host,
         accreditation_id=token.accreditation_id,
     )
+
+
+def accreditation_problem(principal: Principal, state: HubState, now: datetime) -> str | None:
+    """Why a liaison officer's or auditor's token no longer stands, from the ledger: its
+    accreditation is missing, revoked, expired, or a party of the pair is revoked; or the
+    token's scope is not its accreditation's (the token store is the operator's; the ledger is
+    what everyone can check). ``None`` for other roles and for a token that stands."""
+    if principal.role not in ("liaison", "auditor"):
+        return None
+    if principal.accreditation_id is None:
+        return f"token {principal.token_id} names no accreditation; issue a new one"
+    ended = state.access.ended(principal.accreditation_id, now, state.directory)
+    record = state.access.get(principal.accreditation_id)
+    if ended is None and record is not None and not _scope_matches(principal, record):
+        return f"token {principal.token_id}: its scope is not its accreditation's"
+    return ended
+
+
+def _scope_matches(principal: Principal, record: Accreditation) -> bool:
+    if principal.role != record.role:
+        return False
+    if record.role == "liaison":
+        return (principal.officer, principal.home, principal.host) == (
+            record.holder,
+            record.home,
+            record.host,
+        )
+    return True

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Protocol, cast
 
 import msgspec
@@ -29,12 +28,17 @@ from hub.errors import (
     VerificationError,
 )
 from hub.gateway import _wire, dashboard, views
-from hub.gateway.access import Forbidden, NotFound, Principal, Unauthenticated
+from hub.gateway.access import (
+    Forbidden,
+    NotFound,
+    Principal,
+    Unauthenticated,
+    accreditation_problem,
+)
 from hub.gateway.copies import CopySource, case_copies
 from hub.gateway.feed import Change, LedgerFeed, Subscription
 from hub.gateway.openapi import openapi_json
 from hub.gateway.token_store import TokenStore
-from hub.ledger.projections.access import Accreditation
 from hub.ledger.projections.state import HubState
 from hub.ledger.projections.stats import GROUPINGS, Grouping
 from hub.logs import get_logger
@@ -149,44 +153,17 @@ def _principal(request: web.Request) -> Principal:
     deps = request.app[DEPS]
     now = deps.clock.now()
     principal = deps.tokens.authenticate(request.headers.get("Authorization"), now=now)
-    reason = _accreditation_ended(deps, principal, now)
+    reason = accreditation_problem(principal, deps.state(), now)
     if reason is not None:
         raise Unauthenticated(f"authorization: {reason}")
     return principal
-
-
-def _accreditation_ended(deps: HttpDeps, principal: Principal, now: datetime) -> str | None:
-    """Why a liaison officer's or auditor's accreditation no longer holds (the ledger says)."""
-    if principal.role not in ("liaison", "auditor"):
-        return None
-    if principal.accreditation_id is None:
-        return f"token {principal.token_id} names no accreditation; issue a new one"
-    state = deps.state()
-    ended = state.access.ended(principal.accreditation_id, now, state.directory)
-    record = state.access.get(principal.accreditation_id)
-    if ended is None and record is not None and not _scope_matches(principal, record):
-        # The token store is the operator's; the ledger is what everyone can check.
-        return f"token {principal.token_id}: its scope is not its accreditation's"
-    return ended
-
-
-def _scope_matches(principal: Principal, record: Accreditation) -> bool:
-    if principal.role != record.role:
-        return False
-    if record.role == "liaison":
-        return (principal.officer, principal.home, principal.host) == (
-            record.holder,
-            record.home,
-            record.host,
-        )
-    return True
 
 
 def _still_live(deps: HttpDeps, principal: Principal) -> bool:
     now = deps.clock.now()
     return (
         deps.tokens.still_live(principal.token_id, now=now)
-        and _accreditation_ended(deps, principal, now) is None
+        and accreditation_problem(principal, deps.state(), now) is None
     )
 
 
