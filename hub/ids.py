@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 
 __all__ = ["uuid7"]
 
 
 def uuid7() -> str:
-    """A UUIDv7 (RFC 9562): 48-bit Unix milliseconds, then random bits; sorts by creation."""
+    """A UUIDv7 (RFC 9562): 48-bit Unix milliseconds, then random bits; sorts by creation.
+
+    Laid out as bytes and hex-formatted directly (a hot path: ids for every receipt and
+    message; ``str(uuid.UUID(int=...))`` cost three times as much).
+    """
     millis = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (millis & ((1 << 48) - 1)) << 80
-    value |= 0x7 << 76  # version
-    value |= ((rand >> 68) & 0xFFF) << 64  # rand_a (12 bits)
-    value |= 0b10 << 62  # variant
-    value |= rand & ((1 << 62) - 1)  # rand_b (62 bits)
-    return str(uuid.UUID(int=value))
+    r = os.urandom(10)
+    raw = (
+        (millis & 0xFFFF_FFFF_FFFF).to_bytes(6, "big")
+        + bytes((0x70 | (r[0] & 0x0F), r[1], 0x80 | (r[2] & 0x3F)))  # version 7; variant 10
+        + r[3:]
+    )
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
