@@ -29,7 +29,7 @@ from hub.gateway.token_store import TokenStore
 from hub.gateway.tokens import Issued
 from hub.settings import HubPaths, HubSettings, load_settings, nats_url_for
 from hub.transport_security import hub_credentials
-from schemas.access import AccessToken, Role
+from schemas.access import AccessToken
 from schemas.common import is_authority_id
 
 __all__ = [
@@ -118,45 +118,6 @@ class HubTokens:
             await store.load()
             return store.records()
 
-    async def issue(
-        self,
-        role: Role,
-        *,
-        now: datetime,
-        valid_for: timedelta,
-        label: str = "",
-        authority: str | None = None,
-        officer: str | None = None,
-        home: str | None = None,
-        host: str | None = None,
-        consent_digest: bytes | None = None,
-        accreditation_id: str | None = None,
-    ) -> Issued:
-        """:meth:`TokenStore.issue`, on the hub's bucket."""
-        async with self.open() as store:
-            return await store.issue(
-                role,
-                now=now,
-                valid_for=valid_for,
-                label=label,
-                authority=authority,
-                officer=officer,
-                home=home,
-                host=host,
-                consent_digest=consent_digest,
-                accreditation_id=accreditation_id,
-            )
-
-    async def revoke(self, token_id: str, *, now: datetime) -> AccessToken:
-        """:meth:`TokenStore.revoke`, on the hub's bucket."""
-        async with self.open() as store:
-            return await store.revoke(token_id, now=now)
-
-    async def revoke_accreditations(self, ids: set[str], *, now: datetime) -> list[AccessToken]:
-        """:meth:`TokenStore.revoke_accreditations`, on the hub's bucket."""
-        async with self.open() as store:
-            return await store.revoke_accreditations(ids, now=now)
-
 
 def token_store(args: argparse.Namespace) -> HubTokens:
     """The token bucket of the hub in ``args.data`` (``args.nats``: where its NATS is)."""
@@ -194,13 +155,14 @@ async def cmd_token_issue(args: argparse.Namespace) -> int:
     elif args.role == "authority" and not args.authority:
         raise ValidationError("--authority: an authority token names its authority", field="role")
     else:
-        issued = await token_store(args).issue(
-            args.role,
-            now=now,
-            valid_for=timedelta(days=args.expires_days),
-            label=args.label,
-            authority=args.authority,
-        )
+        async with token_store(args).open() as tokens:
+            issued = await tokens.issue(
+                args.role,
+                now=now,
+                valid_for=timedelta(days=args.expires_days),
+                label=args.label,
+                authority=args.authority,
+            )
     print_issued(issued, args.json)
     return 0
 
@@ -215,17 +177,18 @@ async def _issue_for_accreditation(args: argparse.Namespace, now: datetime) -> I
     ended = state.access.ended(args.accreditation, now, state.directory)
     if record is None or ended is not None:
         raise ValidationError(f"--accreditation: {ended}", field="accreditation")
-    return await store.issue(
-        record.role,
-        now=now,
-        valid_for=min(timedelta(days=args.expires_days), record.valid_until - now),
-        label=args.label or record.name,
-        officer=record.holder if record.role == "liaison" else None,
-        home=record.home,
-        host=record.host,
-        consent_digest=record.consent_digest,
-        accreditation_id=record.accreditation_id,
-    )
+    async with store.open() as tokens:
+        return await tokens.issue(
+            record.role,
+            now=now,
+            valid_for=min(timedelta(days=args.expires_days), record.valid_until - now),
+            label=args.label or record.name,
+            officer=record.holder if record.role == "liaison" else None,
+            home=record.home,
+            host=record.host,
+            consent_digest=record.consent_digest,
+            accreditation_id=record.accreditation_id,
+        )
 
 
 async def cmd_token_list(args: argparse.Namespace) -> int:
@@ -250,7 +213,8 @@ async def cmd_token_list(args: argparse.Namespace) -> int:
 
 async def cmd_token_revoke(args: argparse.Namespace) -> int:
     now = SystemClock().now()
-    view = token_view(await token_store(args).revoke(args.id, now=now), now)
+    async with token_store(args).open() as tokens:
+        view = token_view(await tokens.revoke(args.id, now=now), now)
     if args.json:
         print_json(view)
     else:

@@ -138,17 +138,18 @@ async def cmd_liaison_accredit(args: argparse.Namespace) -> int:
         f"{verdict.ledger_index}",
         file=sys.stderr,
     )
-    issued = await store.issue(
-        "liaison",
-        now=now,
-        valid_for=statement.valid_until - now,
-        label=args.label or made.readable.name,
-        officer=args.officer,
-        home=args.home,
-        host=args.host,
-        consent_digest=consent_digest(made.signed),
-        accreditation_id=statement.accreditation_id,
-    )
+    async with store.open() as tokens:
+        issued = await tokens.issue(
+            "liaison",
+            now=now,
+            valid_for=statement.valid_until - now,
+            label=args.label or made.readable.name,
+            officer=args.officer,
+            home=args.home,
+            host=args.host,
+            consent_digest=consent_digest(made.signed),
+            accreditation_id=statement.accreditation_id,
+        )
     print_issued(issued, args.json)
     return 0
 
@@ -172,13 +173,14 @@ async def cmd_auditor_admit(args: argparse.Namespace) -> int:
         f"ledger index {verdict.ledger_index}",
         file=sys.stderr,
     )
-    issued = await store.issue(
-        "auditor",
-        now=now,
-        valid_for=statement.valid_until - now,
-        label=args.label or args.name,
-        accreditation_id=statement.accreditation_id,
-    )
+    async with store.open() as tokens:
+        issued = await tokens.issue(
+            "auditor",
+            now=now,
+            valid_for=statement.valid_until - now,
+            label=args.label or args.name,
+            accreditation_id=statement.accreditation_id,
+        )
     print_issued(issued, args.json)
     return 0
 
@@ -205,29 +207,20 @@ async def _revoke(args: argparse.Namespace, targets: list[Accreditation], who: s
                 "ledger_index": verdict.ledger_index,
             }
         )
-    tokens = await store.revoke_accreditations(
-        {t.accreditation_id for t in targets}, now=SystemClock().now()
-    )
+    async with store.open() as tokens:
+        revoked_tokens = await tokens.revoke_accreditations(
+            {t.accreditation_id for t in targets}, now=SystemClock().now()
+        )
     if args.json:
-        print_json({"revoked": done, "tokens_revoked": [t.token_id for t in tokens]})
+        print_json({"revoked": done, "tokens_revoked": [t.token_id for t in revoked_tokens]})
         return 0
     for item in done:
         print(
             f"accreditation {item['accreditation_id']} ({item['scope']}) revoked at ledger "
             f"index {item['ledger_index']}"
         )
-    print(f"{len(tokens)} token(s) revoked with it")
+    print(f"{len(revoked_tokens)} token(s) revoked with it")
     return 0
-
-
-def _active(state: HubState, now: datetime, role: str, holder: str) -> list[Accreditation]:
-    return [
-        a
-        for a in state.access.all()
-        if a.role == role
-        and a.holder == holder
-        and state.access.ended(a.accreditation_id, now, state.directory) is None
-    ]
 
 
 async def cmd_liaison_revoke(args: argparse.Namespace) -> int:
@@ -236,7 +229,9 @@ async def cmd_liaison_revoke(args: argparse.Namespace) -> int:
     state = await load_state(args)
     targets = [
         a
-        for a in _active(state, SystemClock().now(), "liaison", args.officer)
+        for a in state.access.active_of(
+            "liaison", args.officer, SystemClock().now(), state.directory
+        )
         if args.home is None or (a.home, a.host) == (args.home, args.host)
     ]
     return await _revoke(args, targets, f"--officer: {args.officer}")
@@ -244,7 +239,8 @@ async def cmd_liaison_revoke(args: argparse.Namespace) -> int:
 
 async def cmd_auditor_revoke(args: argparse.Namespace) -> int:
     state = await load_state(args)
-    targets = _active(state, SystemClock().now(), "auditor", args.auditor)
+    now = SystemClock().now()
+    targets = state.access.active_of("auditor", args.auditor, now, state.directory)
     return await _revoke(args, targets, f"--auditor: {args.auditor}")
 
 

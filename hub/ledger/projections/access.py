@@ -261,15 +261,15 @@ class Accreditations:
             and directory.revocation(a.host) is None
         ]
 
-    def active_liaisons(
-        self, home: str, host: str, now: datetime, directory: Directory
+    def active_of(
+        self, role: AccreditationRole, holder: str, now: datetime, directory: Directory
     ) -> list[Accreditation]:
-        """The active accreditations of officers of ``home`` posted with ``host``."""
+        """The accreditations of ``holder`` (an officer or an auditor) active at ``now``."""
         return [
             a
             for a in self.all()
-            if a.role == "liaison"
-            and (a.home, a.host) == (home, host)
+            if a.role == role
+            and a.holder == holder
             and self.ended(a.accreditation_id, now, directory) is None
         ]
 
