@@ -8,8 +8,8 @@ nothing, and the deliveries come again; after (3), a redelivery finds the inbox 
 not kept again) with its receipt queued: no message is kept twice or left without a receipt.
 
 One sender task per running agent publishes the outbox; ``send`` and ``flush`` share a lock, so
-each queued row is published once per attempt. Store work runs in a worker thread, so the event
-loop (shared by every agent of a process) keeps serving while SQLite waits for the disk.
+each queued row is published once per attempt. Store work runs on the event loop: a commit is
+one fsync, cheaper than a hand-off to a worker thread (figures in ``node_agent.store``).
 """
 
 from __future__ import annotations
@@ -18,11 +18,10 @@ import asyncio
 import contextlib
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import ParamSpec, TypeVar
 
 from hub import ids
 from hub.clock import Clock
@@ -45,8 +44,6 @@ from schemas.transport import Delivery, Verdict
 
 __all__ = ["Agent", "Attachment", "Outgoing", "SendResult"]  # the last three: node_agent.outgoing
 
-P = ParamSpec("P")
-T = TypeVar("T")
 
 _RESEND_EVERY_S = 2.0
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -152,7 +149,7 @@ class Agent:
     async def _flush(self, link: HubLink) -> tuple[int, bool]:
         """How many were sent, and whether that was all of them."""
         async with self._sending:
-            rows = await _in_thread(self.store.outbox_unsent)
+            rows = self.store.outbox_unsent()
             sent = await self._publish(rows, link)
             return sent, sent == len(rows)
 
@@ -178,7 +175,7 @@ class Agent:
                     )
         finally:
             if sent:  # also when cancelled: what the intake acked is not sent again
-                await _in_thread(self.store.outbox_mark_submitted, sent, self.clock.now())
+                self.store.outbox_mark_submitted(sent, self.clock.now())
         return len(sent)
 
     async def submit(self, link: HubLink | None, message_id: str, wait: float) -> SendResult:
@@ -221,7 +218,7 @@ class Agent:
                 self._log.error("inbound_refused", reason=e.code, detail=str(e))
                 await inbound.msg.term()
         if checked:
-            await _in_thread(self._keep, checked)
+            self._keep(checked)
         kept: dict[str, list[dict[str, object]]] = {}
         for item in checked:
             await item.inbound.ack()
@@ -308,8 +305,9 @@ class Agent:
         return encode(receipt)
 
     def _keep(self, checked: Sequence[_Checked]) -> None:
-        """In a worker thread: attachment files first (fsynced), then one durable commit for
-        every row (each inbox row with its queued receipt, receipts, verdicts)."""
+        """Attachment files first (fsynced), then one durable commit for every row (each inbox
+        row with its queued receipt, receipts, verdicts). On the event loop, on purpose: see
+        ``node_agent.store`` (a worker thread's hand-off cost more CPU than the commit)."""
         for item in checked:
             if item.message is not None and item.files:
                 write_files(Path(item.message[0].attachment_dir), item.files)
@@ -391,19 +389,6 @@ def _store_verdict(store: AgentStore, verdict: Verdict, now: datetime) -> None:
             detail=verdict.detail,
             now=now,
         )
-
-
-async def _in_thread(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """Run blocking store work in a worker thread, so the event loop keeps serving while
-    SQLite waits for the disk. A cancelled caller still waits for the work to finish: the
-    store is never closed under a running transaction."""
-    work = asyncio.ensure_future(asyncio.to_thread(fn, *args, **kwargs))
-    try:
-        return await asyncio.shield(work)
-    except asyncio.CancelledError:
-        with contextlib.suppress(BaseException):
-            await work
-        raise
 
 
 def safe_name(name: str) -> str:

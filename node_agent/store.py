@@ -13,8 +13,13 @@ until a checkpoint); it would be safe only if no ack went out before a later syn
 FULL with extra steps. FULL costs one fsync per commit, so the agent keeps a whole fetched batch
 in one :meth:`~AgentStore.transaction`. Only writes whose loss is harmless use ``durable=False``:
 marking rows submitted (if lost, they are re-sent with the same ``Nats-Msg-Id`` and the hub
-answers ``duplicate``); the next FULL commit syncs them too. The agent commits in a worker
-thread, so one lock serialises every use of the connection.
+answers ``duplicate``); the next FULL commit syncs them too.
+
+The agent commits on its event loop, not in a worker thread: a commit is one fsync of the WAL
+(0.2 ms and ~100 us of CPU on the bench machine), while handing it to a thread and back cost
+50-85 us of CPU (thread wake-up and GIL hand-over) per commit; the inbound batch waits for its
+commit either way. Measured end to end at saturation: +5-8 % requests/s. The lock stays: it
+keeps every use of the connection serial should a caller use another thread.
 """
 
 from __future__ import annotations
