@@ -28,7 +28,7 @@ from bench.floor_js import measure_js_floor
 from bench.floor_pattern import measure_write_pattern
 from bench.hub_direct import log_to_file, measure_hub_process, measure_ledger_appends
 from bench.projection import measure_projection
-from bench.report import HUB_WRITES_PER_REQUEST_RECEIPT, WRITES, put, ratio
+from bench.report import HUB_WRITES_PER_REQUEST_RECEIPT, SHARED_WRITES, WRITES, put, ratio
 from bench.servers import cluster, single
 from bench.world import make_party, seal_request
 from hub.clock import SystemClock
@@ -247,7 +247,7 @@ def _ratios(run: _Run) -> None:
     g = run.get
     e2e, rep = g("product.e2e_requests_per_s"), g("product.e2e_requests_per_s_replicated")
     crypto = g("floor.crypto_request_receipt_per_s_one_core")
-    n = len(WRITES)
+    n = g("product.js_writes_per_request_receipt_measured") or len(WRITES) + len(SHARED_WRITES)
     r = {
         "e2e_requests_vs_js_publish_pipelined_fsync": ratio(
             e2e, g("floor.js_publish_pipelined_fsync_per_s")
@@ -356,6 +356,7 @@ async def run_all(root: Path, plan: Plan, mode: str) -> dict[str, Any]:
         audit.ed25519_verify_per_s_one_core * audit.workers,
     )
     run.put("product.js_writes_per_request_receipt", len(WRITES))
+    run.put("product.js_writes_shared_by_a_batch_per_recipient", len(SHARED_WRITES))
     run.put("product.js_writes_awaited_in_sequence_by_hub", HUB_WRITES_PER_REQUEST_RECEIPT)
     for n in plan.bulk:
         figures = await run.phase(f"memory: {n:,} entries in HubState + MerkleTree", _bulk(n))

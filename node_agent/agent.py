@@ -232,13 +232,14 @@ class Agent:
         """Everything but the writes: decode, verify, decrypt, sign the receipt."""
         if self.witness is not None:
             await witness_inbound(self.witness, inbound, self.store)
-        if (verdict := inbound.verdict) is not None:
+        if inbound.verdicts:
             log: dict[str, object] = {
-                "message_id": verdict.message_id,
-                "status": verdict.status,
-                "index": verdict.ledger_index,
+                "verdicts": [
+                    {"message_id": v.message_id, "status": v.status, "index": v.ledger_index}
+                    for v in inbound.verdicts
+                ]
             }
-            return _Checked(inbound, "verdict_received", log, verdict=verdict)
+            return _Checked(inbound, "verdict_received", log, verdicts=inbound.verdicts)
         assert inbound.delivery is not None
         delivery, item = inbound.delivery, inbound.delivery.item
         if isinstance(item, Receipt):
@@ -314,8 +315,8 @@ class Agent:
         now = self.clock.now()
         with self.store.transaction():
             for item in checked:
-                if item.verdict is not None:
-                    _store_verdict(self.store, item.verdict, now)
+                for verdict in item.verdicts:
+                    _store_verdict(self.store, verdict, now)
                 if item.message is not None:
                     if item.content_key is not None:  # first, as it was: before the row
                         row = item.message[0]
@@ -371,7 +372,7 @@ class _Checked:
     inbound: Inbound
     event: str
     log: dict[str, object]
-    verdict: Verdict | None = None
+    verdicts: tuple[Verdict, ...] = ()
     message: tuple[InboxRow, bytes] | None = None  # the row and its signed receipt
     files: Sequence[tuple[str, bytes]] = ()  # its attachments (name, data)
     receipt: tuple[ReceiptBody, Receipt, Delivery] | None = None  # a receipt we got

@@ -26,7 +26,7 @@ from hub.gateway.nats_security import delivery_consumer, verdict_consumer
 from hub.logs import get_logger
 from schemas.codec import decode
 from schemas.directory import AdmittedCard
-from schemas.transport import Delivery, Verdict
+from schemas.transport import Delivery, Verdict, Verdicts
 
 __all__ = ["HubLink", "Inbound", "connect"]
 
@@ -37,10 +37,11 @@ _BATCH = 64  # inbound items handed over at most at once (the pull size of each 
 
 @dataclass(frozen=True, slots=True)
 class Inbound:
-    """One message for this agent: a delivery or a verdict, with its ack handle."""
+    """One message for this agent with its ack handle: a delivery, or verdicts (one on a
+    request; those on our receipts of one hub batch come together)."""
 
     delivery: Delivery | None
-    verdict: Verdict | None
+    verdicts: tuple[Verdict, ...]
     msg: Msg
 
     async def ack(self) -> None:
@@ -86,7 +87,7 @@ class HubLink(IntakeClient):
         verdicts = await self._bind(subjects.VERDICT_STREAM, verdict)
         queue: asyncio.Queue[Inbound] = asyncio.Queue(maxsize=256)
         pumps = [
-            asyncio.create_task(_pump(verdicts, stop, queue, _as_verdict)),
+            asyncio.create_task(_pump(verdicts, stop, queue, _as_verdicts)),
             asyncio.create_task(_pump(deliveries, stop, queue, _as_delivery)),
         ]
         try:
@@ -111,12 +112,14 @@ class HubLink(IntakeClient):
         return await self.js.pull_subscribe_bind(durable=durable, stream=stream)
 
 
-def _as_verdict(msg: Msg) -> Inbound:
-    return Inbound(None, decode(msg.data, Verdict, what="verdict"), msg)
+def _as_verdicts(msg: Msg) -> Inbound:
+    answer = decode(msg.data, Verdict | Verdicts, what="verdict")
+    verdicts = (answer,) if isinstance(answer, Verdict) else tuple(answer.verdicts)
+    return Inbound(None, verdicts, msg)
 
 
 def _as_delivery(msg: Msg) -> Inbound:
-    return Inbound(decode(msg.data, Delivery, what="delivery"), None, msg)
+    return Inbound(decode(msg.data, Delivery, what="delivery"), (), msg)
 
 
 async def _pump(

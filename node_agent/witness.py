@@ -308,12 +308,14 @@ async def witness_verdict(witness: Witness, verdict: Verdict, payload: bytes) ->
 
 
 async def witness_inbound(witness: Witness, inbound: Inbound, store: AgentStore) -> bool:
-    """Check the proof an inbound verdict or delivery carries."""
-    if inbound.verdict is not None:
-        row = store.outbox_get(inbound.verdict.message_id or "")
-        if row is None:
-            return True  # not ours to check (an old or foreign verdict)
-        return await witness_verdict(witness, inbound.verdict, row.payload)
+    """Check the proof each inbound verdict, or the delivery, carries."""
+    if inbound.verdicts:
+        good = True
+        for verdict in inbound.verdicts:
+            row = store.outbox_get(verdict.message_id or "")
+            if row is not None:  # else not ours to check (an old or foreign verdict)
+                good &= await witness_verdict(witness, verdict, row.payload)
+        return good
     delivery = inbound.delivery
     assert delivery is not None
     item = delivery.item

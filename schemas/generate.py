@@ -19,7 +19,7 @@ from schemas.envelope import Body, Envelope, Header
 from schemas.ledger import LedgerEntry
 from schemas.receipt import Receipt, ReceiptBody
 from schemas.transparency import ConsistencyProof, InclusionProof
-from schemas.transport import Delivery, Submission, Verdict
+from schemas.transport import Delivery, Submission, Verdict, Verdicts
 
 __all__ = ["DOCUMENTS", "OUTPUT", "render", "write"]
 
@@ -39,6 +39,7 @@ DOCUMENTS: dict[str, Any] = {
     "submission": Submission,
     "delivery": Delivery,
     "verdict": Verdict,
+    "verdicts": Verdicts,
     "inclusion-proof": InclusionProof,
     "consistency-proof": ConsistencyProof,
     "disclosure": Disclosure,

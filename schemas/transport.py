@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
+
+import msgspec
 
 from schemas.access import AccessRequest
 from schemas.codec import Strict
@@ -12,7 +14,7 @@ from schemas.directory import AdmissionRequest, RevocationRequest
 from schemas.envelope import Envelope
 from schemas.receipt import Receipt
 
-__all__ = ["Delivery", "Submission", "Verdict"]
+__all__ = ["Delivery", "Submission", "Verdict", "Verdicts"]
 
 Submission = Envelope | Receipt | AdmissionRequest | RevocationRequest | AccessRequest
 
@@ -49,3 +51,15 @@ class Verdict(Strict, frozen=True, kw_only=True, tag="mla.transport.verdict.v1")
     entry: bytes | None = None  # the exact ledger entry at ledger_index
     checkpoint: str | None = None  # a signed checkpoint note covering ledger_index
     inclusion_proof: list[bytes] = []  # RFC 9162 inclusion proof of entry in that checkpoint
+
+
+class Verdicts(Strict, frozen=True, kw_only=True, tag="mla.transport.verdicts.v1"):
+    """The verdicts on one authority's receipts recorded in one hub batch, in one message.
+
+    Nobody waits for a receipt's verdict (the agent's sender only keeps it), so they travel
+    together: one JetStream write and one ack for the batch instead of one per receipt. Each
+    keeps its own entry and inclusion proof. Verdicts on requests stay one message each, on
+    the request's own subject, where a waiting sender subscribes.
+    """
+
+    verdicts: Annotated[list[Verdict], msgspec.Meta(min_length=1)]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bench.children import REPO_ROOT, child_env
-from bench.report import WRITES
+from bench.report import SHARED_WRITES, WRITES
 
 STABLE_KEYS = (
     "floor.js_publish_sync_per_s",
@@ -68,7 +68,9 @@ def test_tiny_bench_writes_every_stable_key(tmp_path: Path) -> None:
         value = _get(results, path)
         assert isinstance(value, int | float) and value > 0, f"{path} = {value!r}"
     # the bench's reading of hub/gateway/service.py must match what the streams recorded
-    assert _get(results, "product.js_writes_per_request_receipt_measured") == len(WRITES)
+    # (plus the verdicts on a batch's receipts: one message per recipient and batch)
+    measured = _get(results, "product.js_writes_per_request_receipt_measured")
+    assert len(WRITES) < measured <= len(WRITES) + len(SHARED_WRITES)
     machine = results["machine"]
     assert machine["cores"] and machine["nats_server"] and machine["packages"]["nats-py"]
     assert "TARGETS" in run.stdout

@@ -3,8 +3,8 @@
 - the directory where node agents read it: an admitted authority's card (KV ``card.<ID>`` and
   its key history) and its two consumers; a revoked authority's ``revoked.<ID>`` marker;
 - a batch's answers, once its checkpoint is signed: each delivery and verdict with the entry,
-  the checkpoint and the entry's inclusion proof (:func:`answers`, pure), all published in
-  flight together (:func:`send_all`).
+  the checkpoint and the entry's inclusion proof (:func:`answers`, pure; the verdicts on an
+  authority's receipts in one message), all published in flight together (:func:`send_all`).
 
 The service (``hub.gateway.service``) decides and records; it calls these in its order.
 """
@@ -29,7 +29,8 @@ from hub.ledger.projections.directory import DirectoryChange, DirectoryRecord
 from hub.ledger.store import Pipeline, when_ready
 from hub.ledger.transparency import SignedCheckpoint, TransparencyLog
 from schemas.codec import encode
-from schemas.transport import Delivery, Verdict
+from schemas.receipt import Receipt
+from schemas.transport import Delivery, Verdict, Verdicts
 
 __all__ = [
     "ANSWER_TIMEOUT_S",
@@ -99,8 +100,10 @@ def verdict_for(message_id: str, status: str, recorded: Recorded) -> Verdict:
 def answers(
     log: TransparencyLog, checkpoint: SignedCheckpoint, outcomes: Sequence[Outcome]
 ) -> list[Publish]:
-    """Every delivery and verdict of ``outcomes``, proved against ``checkpoint``."""
+    """Every delivery and verdict of ``outcomes``, proved against ``checkpoint``; the verdicts
+    on an authority's recorded receipts go together in one message (``Verdicts``)."""
     publishes: list[Publish] = []
+    on_receipts: dict[str, list[Verdict]] = {}
     for outcome in outcomes:
         recorded = outcome.recorded
         proof = log.inclusion(recorded.index, checkpoint.size)
@@ -115,17 +118,29 @@ def answers(
             )
             msg_id = f"d:{recorded.index}:{recipient}"
             publishes.append((subjects.deliver(recipient), encode(delivery), msg_id))
-        if subjects.is_token(outcome.reply_to):  # else: nowhere to answer; still recorded
-            answer = msgspec.structs.replace(
-                outcome.verdict,
-                entry=recorded.entry,
-                checkpoint=checkpoint.note,
-                inclusion_proof=proof,
-            )
-            subject = subjects.verdict(outcome.reply_to, outcome.token)
-            msg_id = f"v:{outcome.reply_to}:{outcome.token}:{answer.status}"
-            publishes.append((subject, encode(answer), msg_id))
+        if not subjects.is_token(outcome.reply_to):
+            continue  # nowhere to answer; still recorded
+        answer = msgspec.structs.replace(
+            outcome.verdict, entry=recorded.entry, checkpoint=checkpoint.note, inclusion_proof=proof
+        )
+        if _recorded_receipt(outcome):
+            on_receipts.setdefault(outcome.reply_to, []).append(answer)
+            continue
+        subject = subjects.verdict(outcome.reply_to, outcome.token)
+        msg_id = f"v:{outcome.reply_to}:{outcome.token}:{answer.status}"
+        publishes.append((subject, encode(answer), msg_id))
+    for authority, verdicts in on_receipts.items():
+        first, last = verdicts[0].ledger_index, verdicts[-1].ledger_index
+        subject = subjects.verdict(authority, f"receipts-{first}")
+        msg_id = f"v:{authority}:receipts:{first}-{last}:{len(verdicts)}"
+        publishes.append((subject, encode(Verdicts(verdicts=verdicts)), msg_id))
     return publishes
+
+
+def _recorded_receipt(outcome: Outcome) -> bool:
+    """A receipt recorded now or before (it is delivered to the message's sender); a refused
+    one delivers nothing and keeps a verdict of its own."""
+    return any(isinstance(item, Receipt) for _, item in outcome.deliveries)
 
 
 async def send_all(

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import pytest
 import structlog
+from nats.aio.msg import Msg
 from structlog.testing import capture_logs
 
 from hub import ids, subjects
@@ -23,12 +24,12 @@ from hub.gateway.nats_security import delivery_consumer
 from node_agent.agent import Outgoing
 from node_agent.cli import cmd_inbox
 from node_agent.config import AgentPaths
-from node_agent.store import AgentStore
+from node_agent.store import AgentStore, OutboxRow
 from node_agent.transport import HubLink, Inbound
 from schemas.codec import decode
-from schemas.ledger import ReceiptRecorded
+from schemas.ledger import LedgerEntry, ReceiptRecorded
 from schemas.receipt import ReceiptBody
-from schemas.transport import Delivery
+from schemas.transport import Delivery, Verdicts
 from tests.harness import AuthorityHarness, HubHarness, eventually
 
 pytestmark = pytest.mark.nats
@@ -78,7 +79,7 @@ async def crash_on_delivery(b: AuthorityHarness) -> None:
     )
     (msg,) = await sub.fetch(1, timeout=10.0)  # batch of one: no pull request left waiting
     with pytest.raises(Crash):
-        await b.agent.handle([Inbound(decode(msg.data, Delivery), None, msg)], b.directory)
+        await b.agent.handle([Inbound(decode(msg.data, Delivery), (), msg)], b.directory)
     await msg.nak()  # what ack_wait would do (ignored by the server once acked)
     await sub.unsubscribe()
 
@@ -152,6 +153,57 @@ class TestCrashSafeDelivery:
         )
         assert await receipts_recorded(hub, message_id) == [row.receipt_id]
         assert [r.receipt_id for r in a.store.receipts_for(message_id)] == [row.receipt_id]
+
+
+class TestReceiptVerdicts:
+    """The verdicts on an agent's receipts come together, one message per hub batch."""
+
+    async def test_every_receipt_gets_its_verdict_and_proof(self, hub: HubHarness) -> None:
+        a = await hub.authority("XA-MOJ")
+        b = await hub.authority("XB-MOJ")
+        sent = [(await a.send_request("XB-MOJ", f"request {i}"))[0] for i in range(4)]
+        seen: list[Verdicts] = []
+
+        async def keep(msg: Msg) -> None:
+            if msg.subject.startswith(subjects.verdict("XB-MOJ", "receipts-")):
+                seen.append(decode(msg.data, Verdicts))
+
+        assert hub.nc is not None
+        sub = await hub.nc.jetstream().subscribe(
+            subjects.verdicts_of("XB-MOJ"), cb=keep, ordered_consumer=True
+        )
+        await b.start()  # four deliveries waiting: their receipts go out, and come back together
+        await eventually(lambda: _receipt_rows(b.store, 4) is not None, "B's receipts recorded")
+        rows = _receipt_rows(b.store, 4) or []
+        await eventually(lambda: len(_bodies(seen)) == 4, "the verdicts on the stream")
+        await sub.unsubscribe()
+
+        recorded = {
+            decode(e.event.body, ReceiptBody).receipt_id: e.index
+            for e in await hub.entries()
+            if isinstance(e.event, ReceiptRecorded)
+        }
+        assert {r.message_id: r.ledger_index for r in rows} == recorded
+        assert sorted(decode(e, ReceiptBody).message_id for e in _bodies(seen)) == sorted(sent)
+        assert 1 <= len(seen) <= 4  # a hub batch sends one message for all of B's receipts
+        assert b.agent.witness is not None and b.agent.witness.store.alarms() == []
+
+
+def _receipt_rows(store: AgentStore, n: int) -> list[OutboxRow] | None:
+    rows = [r for r in store.outbox_all() if r.item == "receipt"]
+    return rows if len(rows) == n and all(r.status == "accepted" for r in rows) else None
+
+
+def _bodies(messages: list[Verdicts]) -> list[bytes]:
+    """The receipt bodies the verdicts' ledger entries hold."""
+    bodies = []
+    for message in messages:
+        for verdict in message.verdicts:
+            assert verdict.entry is not None and verdict.inclusion_proof
+            event = decode(verdict.entry, LedgerEntry).event
+            assert isinstance(event, ReceiptRecorded)
+            bodies.append(event.body)
+    return bodies
 
 
 class TestSender:

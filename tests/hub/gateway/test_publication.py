@@ -1,0 +1,143 @@
+"""What a hub batch publishes from its outcomes (``hub.gateway._publication.answers``, pure)."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hub import ids, subjects
+from hub.errors import HubError, SchemaInvalid
+from hub.gateway._publication import Outcome, Recorded, answers, verdict_for
+from hub.ledger.merkle import leaf_hash, verify_inclusion
+from hub.ledger.transparency import TransparencyLog, new_log_key
+from node_agent.transport import _as_verdicts
+from schemas.codec import decode, encode
+from schemas.envelope import Envelope
+from schemas.receipt import Receipt
+from schemas.transport import Delivery, Verdict, Verdicts
+
+A, B, C = "XA-MOJ", "XB-MOJ", "XC-MOJ"
+AT = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+M1, R1, RX, R2, R3 = (ids.uuid7() for _ in range(5))  # message ids are UUIDs
+
+
+def _recorded(log: TransparencyLog, index: int) -> Recorded:
+    entry = f"entry {index}".encode()
+    log.append(entry)
+    return Recorded(index, AT, entry)
+
+
+def _envelope() -> Envelope:
+    return Envelope(header=b"h", wrapped_keys=[], body=b"b", signature=b"s")
+
+
+def _receipt(n: int) -> Receipt:
+    return Receipt(body=f"receipt {n}".encode(), signature=b"s")
+
+
+def _batch() -> tuple[TransparencyLog, list[Outcome]]:
+    """A's request to B, then B's receipts on two earlier messages, one refused, C's receipt."""
+    log = TransparencyLog(new_log_key("test.mla-hub.example", os.urandom(32)))
+    request, r1, refused, r2, r3 = (_recorded(log, i) for i in range(5))
+    outcomes = [
+        Outcome(A, verdict_for(M1, "accepted", request), M1, request, ((B, _envelope()),)),
+        Outcome(B, verdict_for(R1, "accepted", r1), R1, r1, ((A, _receipt(1)),)),
+        Outcome(
+            B,
+            Verdict(message_id=RX, status="rejected", ledger_index=2, reason="unknown_message"),
+            RX,
+            refused,
+        ),
+        Outcome(B, verdict_for(R2, "duplicate", r2), R2, r2, ((A, _receipt(2)),)),
+        Outcome(C, verdict_for(R3, "accepted", r3), R3, r3, ((A, _receipt(3)),)),
+    ]
+    return log, outcomes
+
+
+def test_receipt_verdicts_go_together_per_recipient_and_request_verdicts_alone() -> None:
+    log, outcomes = _batch()
+    checkpoint = log.checkpoint()
+    published = answers(log, checkpoint, outcomes)
+    by_subject = {subject: (data, msg_id) for subject, data, msg_id in published}
+
+    # deliveries: the request to B, the three recorded receipts to A
+    assert sorted(s for s in by_subject if s.startswith("mla.deliver.")) == [
+        subjects.deliver(A),
+        subjects.deliver(B),
+    ]
+    assert sum(1 for s, _, _ in published if s == subjects.deliver(A)) == 3
+    # the request's verdict and the refused receipt's: one message each, on their own subject
+    alone = decode(by_subject[subjects.verdict(A, M1)][0], Verdict)
+    assert (alone.message_id, alone.status, alone.ledger_index) == (M1, "accepted", 0)
+    refused = decode(by_subject[subjects.verdict(B, RX)][0], Verdict)
+    assert (refused.status, refused.reason) == ("rejected", "unknown_message")
+    # B's two recorded receipts: one message, in batch order, each with its own proof
+    data, msg_id = by_subject[subjects.verdict(B, "receipts-1")]
+    assert msg_id == f"v:{B}:receipts:1-3:2"
+    together = decode(data, Verdicts)
+    assert [(v.message_id, v.status, v.ledger_index) for v in together.verdicts] == [
+        (R1, "accepted", 1),
+        (R2, "duplicate", 3),
+    ]
+    for verdict in together.verdicts:
+        assert verdict.entry is not None and verdict.ledger_index is not None
+        assert verdict.checkpoint == checkpoint.note
+        verify_inclusion(
+            leaf_hash(verdict.entry),
+            verdict.ledger_index,
+            checkpoint.size,
+            verdict.inclusion_proof,
+            checkpoint.root,
+        )
+    # C's one receipt: a batch of one, on its own subject
+    only = decode(by_subject[subjects.verdict(C, "receipts-4")][0], Verdicts)
+    assert [v.message_id for v in only.verdicts] == [R3]
+    assert len(published) == 4 + 2 + 2  # deliveries, single verdicts, grouped verdicts
+    assert all(isinstance(decode(d, Delivery), Delivery) for s, d, _ in published if "deliver" in s)
+
+
+def test_a_grouped_subject_is_one_token_under_the_recipients_verdict_filter() -> None:
+    log, outcomes = _batch()
+    for subject, _, _ in answers(log, log.checkpoint(), outcomes):
+        if subject.startswith("mla.verdict."):
+            authority, token = subject.removeprefix("mla.verdict.").split(".")
+            assert subjects.is_token(token) and authority in (A, B, C)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=2048), cut=st.integers(min_value=0), flip=st.integers(min_value=0))
+def test_the_agent_reads_any_verdict_bytes_or_refuses_them_typed(
+    data: bytes, cut: int, flip: int
+) -> None:
+    """What the agent's verdict consumer decodes (``node_agent.transport``): random bytes and
+    truncated or bit-flipped real messages give verdicts or a HubError, never anything else."""
+    log, outcomes = _batch()
+    real = [d for s, d, _ in answers(log, log.checkpoint(), outcomes) if "verdict" in s]
+    candidates = [data]
+    for message in real:
+        mutated = bytearray(message)
+        mutated[flip % len(mutated)] ^= 1 << (flip % 8)
+        candidates += [message[: cut % (len(message) + 1)], bytes(mutated)]
+    for candidate in candidates:
+        try:
+            inbound = _as_verdicts(_Msg(candidate))
+        except HubError:
+            continue
+        assert inbound.delivery is None and inbound.verdicts
+        assert all(isinstance(v, Verdict) for v in inbound.verdicts)
+
+
+def test_an_empty_verdicts_message_is_refused_by_its_schema() -> None:
+    with pytest.raises(SchemaInvalid, match=r"verdict: Expected `array` of length >= 1"):
+        _as_verdicts(_Msg(encode(Verdicts(verdicts=[]))))
+
+
+class _Msg:
+    """Just what the decoder reads of a NATS message."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
