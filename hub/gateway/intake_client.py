@@ -31,20 +31,21 @@ class IntakeClient:
         self.nc = nc
         self.js: JetStreamContext = nc.jetstream()
         self.sender = sender
-        self._pipeline = Pipeline(nc)  # for publish_all
+        self._pipeline = Pipeline(nc)  # JetStream publishes and their acks
 
     async def close(self) -> None:
         await close_connection(self.nc)
 
     async def publish(self, message_id: str, payload: bytes) -> None:
         """Hand a submission to the intake; returns once JetStream holds it (on disk)."""
-        try:
-            await self.js.publish(
-                subjects.submit(self.sender),
-                payload,
-                headers={"Nats-Msg-Id": message_id},
-                timeout=5.0,
+        try:  # the pipeline's one reply subscription, not a request each (see Pipeline)
+            ack = await self._pipeline.publish(
+                subjects.submit(self.sender), payload, {"Nats-Msg-Id": message_id}
             )
+            try:
+                await asyncio.wait_for(ack, 5.0)
+            finally:
+                ack.cancel()
         except (TimeoutError, nats.errors.NoRespondersError, OSError) as e:
             raise UnavailableError(f"hub intake: not acknowledged ({e.__class__.__name__})") from e
         except nats.errors.Error as e:
