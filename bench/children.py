@@ -81,6 +81,22 @@ class Child:
         found.extend(f"{self.module}: {line[:400]}" for line in noisy[-lines:])
         return found
 
+    def errors(self) -> list[str]:
+        """Error lines of its log (a transparency alarm at an agent, for one), counted by
+        event, with the first of each: a run that logged any is not a clean measurement."""
+        try:
+            text = self.log.read_text(errors="replace").splitlines()
+        except OSError:
+            return []
+        first: dict[str, str] = {}
+        count: dict[str, int] = {}
+        for line in text:
+            if '"level": "error"' in line:
+                event = line.split('"event": "', 1)[-1].split('"', 1)[0]
+                first.setdefault(event, line[:300])
+                count[event] = count.get(event, 0) + 1
+        return [f"{self.module}: {count[e]} x {e}, first: {first[e]}" for e in first]
+
     @property
     def pid(self) -> int | None:
         return None if self.process is None else self.process.pid

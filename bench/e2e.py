@@ -314,9 +314,10 @@ async def run_e2e(root: Path, nats: Nats, config: E2EConfig) -> list[PhaseResult
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
-        if any(p.completed < p.requested or p.rejected for p in results):
+        errors = hub.errors() + [e for agent in agents for e in agent.errors()]
+        if errors or any(p.completed < p.requested or p.rejected for p in results):
             problems = hub.problems() + [p for agent in agents for p in agent.problems()]
-            results = [replace(p, problems=problems) for p in results]
+            results = [replace(p, problems=errors + problems) for p in results]
         return results
     finally:
         for client in clients:

@@ -137,7 +137,8 @@ def _e2e_figures(run: _Run, suffix: str, phases: list[PhaseResult] | None) -> No
                 f"e2e{suffix or ' fsync'} {p.name}: {p.completed}/{p.requested} completed, "
                 f"{p.rejected} rejected (bounded phase ran out of time?)"
             )
-            run.results["errors"].extend(p.problems)
+    for problem in dict.fromkeys(q for p in phases or [] for q in p.problems):  # once each
+        run.results["errors"].append(f"e2e{suffix or ' fsync'}: {problem}")
     if sat is not None and sat.writes_per_request is not None and not suffix:
         run.put("product.js_writes_per_request_receipt_measured", sat.writes_per_request)
         run.put(

@@ -88,13 +88,15 @@ class CheckpointStore:
     ) -> None:
         """Until ``stop``: every ``every`` seconds, fold what other instances appended
         (``catch_up``) and store the log's checkpoint, so it is at most that far behind. While
-        ``busy()`` (a batch is in flight, its appends unconfirmed), skip: the batch signs its
-        own checkpoint once confirmed."""
+        ``busy()`` (an append of ours in flight), skip both: a catch-up would fold our stored
+        but not yet folded entries a second time, and the batch signs its own checkpoint."""
         while not stop.is_set():
             await asyncio.sleep(every)
             try:
-                await catch_up()
                 if busy():
+                    continue
+                await catch_up()
+                if busy():  # one may have started while catch_up waited for the ledger
                     continue
                 checkpoint = self._log.checkpoint()  # no await since the check above
                 await self.publish(checkpoint)

@@ -105,6 +105,7 @@ class HubService:
         self._appends = Appends(self.ledger, content, self._pipeline)
         self._batched_changes = False
         self._pipelining = False
+        self._appending = 0
         self.state = HubState()
         self._settler = HeapSettler()
         self._log = get_logger("hub.service")
@@ -165,11 +166,17 @@ class HubService:
 
     async def _fold(self, entry: LedgerEntry, data: bytes) -> bool:
         """Apply one entry everywhere; True when it changed the directory."""
+        if entry.index < self.state.next_index:
+            return False  # folded already (see _apply)
         change = self._apply(entry, data)
         await self._announce(entry, change)
         return change is not None
 
     def _apply(self, entry: LedgerEntry, data: bytes) -> DirectoryChange | None:
+        if entry.index < self.state.next_index:
+            # Folded already: a second leaf for it would shift every later proof off its
+            # entry (the ticker's catch-up once did this to an append in flight; _busy).
+            return None
         change = self.state.apply(entry)
         self.log.append(data)
         self._settler.applied()  # collections stay short however large the state grows
@@ -189,6 +196,11 @@ class HubService:
         # for a moment after a reload; everything above is written before that.
         if self._on_admitted is not None and not self._batched_changes:
             await self._on_admitted(self.state.directory)
+
+    def _busy(self) -> bool:
+        """An append of ours is in flight: stored entries may not be folded yet, and a
+        catch-up now would fold them a second time."""
+        return self._pipelining or self._appending > 0
 
     # --- deciding and recording ------------------------------------------------------------
 
@@ -295,8 +307,12 @@ class HubService:
         entry = LedgerEntry(index=self.state.next_index, recorded_at=self._clock.now(), event=event)
         data, index = encode(entry), entry.index
         if sequential:
-            await self._appends.store(data, index=index, dedup_id=dedup_id, content=content)
-            await self._fold(entry, data)
+            self._appending += 1  # stored but not folded yet: no catch-up meanwhile (_busy)
+            try:
+                await self._appends.store(data, index=index, dedup_id=dedup_id, content=content)
+                await self._fold(entry, data)
+            finally:
+                self._appending -= 1
         else:
             sent = await self._appends.send(data, index=index, dedup_id=dedup_id, content=content)
             self._appends.hold(sent, entry, self._apply(entry, data))
@@ -351,7 +367,7 @@ class HubService:
             )
         )
         ticker = asyncio.create_task(
-            self.checkpoints.keep_fresh(stop, catch_up=self.catch_up, busy=lambda: self._pipelining)
+            self.checkpoints.keep_fresh(stop, catch_up=self.catch_up, busy=self._busy)
         )
         responder = TransparencyResponder(
             self._nc, self.log, self.checkpoints, lambda: self.state.directory

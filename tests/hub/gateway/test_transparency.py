@@ -3,13 +3,16 @@ checkpoints on request, consistency proofs, witnesses' cosignatures."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from typing import Any
 
 import pytest
 
 from hub import subjects
 from hub.crypto.checkpoint import cosign_with, tally_cosignatures
 from hub.crypto.keys import AuthorityKeys
+from hub.gateway._appends import Sent
 from hub.ledger.merkle import leaf_hash, verify_consistency, verify_inclusion
 from hub.ledger.transparency import TransparencyLog, witness_verifier
 from schemas.codec import decode, encode
@@ -150,3 +153,80 @@ class TestRequests:
             "a checkpoint of the whole log",
             timeout=3,
         )
+
+
+class TestCatchUpRace:
+    """The checkpoint ticker folds what other instances appended (``catch_up``). Found by the
+    bench: when it ran while one of our own appends was stored but not yet folded, the entry
+    was folded twice, a duplicate leaf went into the Merkle tree, and every later proof
+    failed at the agents (thousands of transparency alarms a run)."""
+
+    async def test_an_entry_caught_up_mid_append_is_folded_once(
+        self, hub: HubHarness, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        service = hub.service
+        assert service is not None
+        appends = service._appends
+        store, send = appends.store, appends.send
+        caught: list[int] = []
+
+        async def store_then_catch_up(data: bytes, **kw: Any) -> None:  # admissions: one by one
+            await store(data, **kw)
+            assert service._busy()  # so the ticker leaves it alone; a direct call still races
+            caught.append(await service.catch_up())
+
+        async def send_then_catch_up(data: bytes, **kw: Any) -> Sent:  # batches: in flight
+            sent = await send(data, **kw)
+            assert service._busy()
+            await sent.ack  # stored: what a ticker running right now would read
+            caught.append(await service.catch_up())
+            return sent
+
+        monkeypatch.setattr(appends, "store", store_then_catch_up)
+        monkeypatch.setattr(appends, "send", send_then_catch_up)
+        a = await hub.authority("XA-MOJ")
+        b = await hub.authority("XB-MOJ")
+        await b.start()
+        _, status = await a.send_request("XB-MOJ")
+        assert status == "accepted"
+        await eventually(lambda: bool(b.store.inbox_all()), "the delivery at B")
+        assert sum(caught) >= 3  # the race did happen: admissions and the request
+
+        entries = await hub.entries()
+        assert service.log.size == service.state.next_index == len(entries)
+        checkpoint = service.log.checkpoint()
+        for entry in entries:
+            verify_inclusion(
+                leaf_hash(encode(entry)),
+                entry.index,
+                checkpoint.size,
+                service.log.inclusion(entry.index, checkpoint.size),
+                checkpoint.root,
+            )
+        assert b.agent.witness is not None and b.agent.witness.store.alarms() == []
+
+    async def test_the_ticker_does_not_catch_up_while_an_append_is_in_flight(
+        self, hub: HubHarness
+    ) -> None:
+        assert hub.service is not None
+        calls: list[float] = []
+        busy = {"now": True}
+
+        async def catch_up() -> int:
+            calls.append(time.monotonic())
+            return 0
+
+        stop = asyncio.Event()
+        ticker = asyncio.create_task(
+            hub.service.checkpoints.keep_fresh(
+                stop, catch_up=catch_up, busy=lambda: busy["now"], every=0.005
+            )
+        )
+        try:
+            await asyncio.sleep(0.2)  # some 40 ticks
+            assert calls == []
+            busy["now"] = False
+            await eventually(lambda: len(calls) >= 2, "catch-ups once nothing is in flight")
+        finally:
+            stop.set()
+            await asyncio.wait_for(ticker, 5.0)
