@@ -56,12 +56,20 @@ _REQUEST_TIMEOUT_S = 5.0
 # serve fresh cosignatures, and keeps a busy agent from doubling its requests.
 _COSIGN_EVERY_S = 1.0
 _OPENED_KEPT = 256
+# How long a hub may answer "not yet" to a consistency proof for a checkpoint it signed (an
+# instance catching up, or rebuilding after a lost race: seconds) before that is an alarm: a
+# hub that signed a checkpoint and never proves it consistent hides a fork.
+UNPROVEN_PATIENCE_S = 60.0
 
 
 class TransparencyAlarm(VerificationError):
     """The hub's log does not add up for this agent (bad proof, split view, bad signature)."""
 
     code = "transparency_alarm"
+
+
+class NotProvenYet(UnavailableError):
+    """The hub answered that it cannot prove this consistency yet (see UNPROVEN_PATIENCE_S)."""
 
 
 def check_inclusion(
@@ -119,6 +127,8 @@ class Witness:
         self._last_cosign = -_COSIGN_EVERY_S
         self._opened: dict[str, SignedCheckpoint] = {}  # notes whose signature checked out
         self._pending: dict[int, SignedCheckpoint] = {}  # seen, consistency not checked yet
+        self._unproven_since: dict[int, float] = {}  # size -> first "not yet" from the hub
+        self.patience_s = UNPROVEN_PATIENCE_S
         self._worker: asyncio.Task[None] | None = None
         self._authority = authority
         self._keys = keys
@@ -202,6 +212,14 @@ class Witness:
                 await self._advance(self._nc, checkpoint)
             except TransparencyAlarm as e:
                 self.alarm(e)
+            except NotProvenYet as e:
+                first = self._unproven_since.setdefault(size, time.monotonic())
+                if time.monotonic() - first >= self.patience_s:
+                    self.alarm(TransparencyAlarm(f"{e} (still after {self.patience_s:.0f} s)"))
+                    continue
+                self._pending.setdefault(size, checkpoint)
+                self._log.warning("witness_deferred", detail=str(e))
+                return
             except UnavailableError as e:  # the hub did not answer: keep it for the next turn
                 self._pending.setdefault(size, checkpoint)
                 self._log.warning("witness_deferred", detail=str(e))
@@ -247,6 +265,8 @@ class Witness:
     async def _consistency(self, nc: NatsClient, old: int, new: int) -> list[bytes]:
         request = encode(ConsistencyRequest(from_size=old, to_size=new))
         reply = await self._request(nc, subjects.HUB_CONSISTENCY, request)
+        if reply.status != "ok" and reply.code == UnavailableError.code:
+            raise NotProvenYet(f"consistency {old} -> {new}: the hub cannot prove it yet")
         if reply.status != "ok" or reply.proof is None:
             raise TransparencyAlarm(f"consistency {old} -> {new}: the hub refused: {reply.detail}")
         if (reply.proof.from_size, reply.proof.to_size) != (old, new):

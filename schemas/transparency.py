@@ -66,5 +66,6 @@ class CosignatureSubmission(
 class TransparencyReply(Strict, frozen=True, kw_only=True, tag="mla.transparency.reply.v1"):
     status: Literal["ok", "error"]
     detail: str = ""
+    code: str = ""  # with "error": the hub's error code; "unavailable" means ask again later
     note: str | None = None  # mla.hub.checkpoint: the signed checkpoint with cosignatures
     proof: ConsistencyProof | None = None

@@ -7,7 +7,9 @@ their SQLite stores and real keys. Factories keep each test's setup to a few lin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +39,7 @@ from node_agent.identity import card_file, init_agent, rotate_keys
 from node_agent.store import AgentStore
 from node_agent.transport import HubLink
 from node_agent.witness import Witness, WitnessStore
+from node_agent.witness_store import Alarm
 from schemas.access import AccessStatement
 from schemas.codec import decode
 from schemas.envelope import CaseMeta
@@ -81,6 +84,10 @@ class HubHarness:
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.authorities: list[AuthorityHarness] = []
+        # Every agent's witness must end without a transparency alarm, unless a test forges
+        # one on purpose (then it sets this): a hub whose proofs stop adding up fails the test
+        # that made it so, not only the bench that measured it slower.
+        self.alarms_expected = False
 
     async def start(self, *, service: bool = True) -> None:
         """Start the nats-server (same port on a restart) and, by default, the hub service."""
@@ -125,9 +132,13 @@ class HubHarness:
         await self.start()
 
     async def close(self) -> None:
+        alarms = []
         for authority in self.authorities:
             await authority.close()
+            alarms += [(authority.id, a.detail) for a in authority.alarms_seen]
         await self.stop()
+        if alarms and not self.alarms_expected:
+            raise AssertionError(f"transparency alarms at the agents: {alarms[:3]}")
 
     async def admit(self, authority: AuthorityHarness) -> Verdict:
         assert self.nc is not None
@@ -197,6 +208,7 @@ class AuthorityHarness:
     directory: AgentDirectory | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
+    alarms_seen: list[Alarm] = field(default_factory=list)  # read at close
 
     def __post_init__(self) -> None:
         paths = AgentPaths(self.root)
@@ -258,6 +270,8 @@ class AuthorityHarness:
     async def close(self) -> None:
         await self.stop()
         if self.agent.witness is not None:
+            with contextlib.suppress(sqlite3.ProgrammingError):  # closed before
+                self.alarms_seen = self.agent.witness.store.alarms()
             await self.agent.witness.stop()
             self.agent.witness.store.close()
         if self.agent.content_keys is not None:

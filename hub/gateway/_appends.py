@@ -42,6 +42,7 @@ class Appends:
         self._content = content
         self._pipeline = pipeline
         self._held: list[tuple[Sent, LedgerEntry, DirectoryChange | None]] = []
+        self._confirming = 0
 
     async def store(
         self, data: bytes, *, index: int, dedup_id: str, content: tuple[bytes, bytes] | None
@@ -72,6 +73,16 @@ class Appends:
             raise UnavailableError(f"ledger: append not sent ({e})") from e
         return Sent(index, dedup_id, ack, put)
 
+    @property
+    def unconfirmed(self) -> int:
+        """How many appends are folded but not known to be stored: held, being confirmed, or
+        failed (until the caller, rebuilding its state, calls :meth:`forget_unconfirmed`)."""
+        return len(self._held) + self._confirming
+
+    def forget_unconfirmed(self) -> None:
+        """After a failed batch: the state and log were rebuilt from the ledger."""
+        self._confirming = 0
+
     def hold(self, sent: Sent, entry: LedgerEntry, change: DirectoryChange | None) -> None:
         """Keep a sent append, folded by the caller, until :meth:`confirm`."""
         self._held.append((sent, entry, change))
@@ -84,12 +95,14 @@ class Appends:
         acks = [f for sent, _, _ in held for f in (sent.ack, sent.put) if f is not None]
         if not acks:
             return []
+        self._confirming += len(held)
         try:
             await asyncio.wait_for(asyncio.gather(*acks, return_exceptions=True), APPEND_TIMEOUT_S)
             for sent, _, _ in held:
                 Ledger.appended(_result(sent.ack), index=sent.index, dedup_id=sent.dedup_id)
                 if sent.put is not None:
                     ContentStore.stored(_result(sent.put))
+            self._confirming -= len(held)
         except TimeoutError as e:
             raise UnavailableError("ledger: a batched append was not acknowledged in time") from e
         finally:

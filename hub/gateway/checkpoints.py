@@ -155,9 +155,15 @@ class TransparencyResponder:
         log: TransparencyLog,
         store: CheckpointStore,
         directory: Callable[[], Directory],
+        *,
+        provable: Callable[[], int] | None = None,
     ) -> None:
+        """``provable()``: how many leaves of ``log`` are confirmed in the ledger (a batch
+        folds its entries before their appends are acknowledged, and one that loses a race
+        to another instance is rebuilt away); by default all of them."""
         self._nc = nc
         self._log = log
+        self._provable = provable or (lambda: log.size)
         self._store = store
         self._directory = directory
         self._subs: list[Subscription] = []
@@ -184,6 +190,15 @@ class TransparencyResponder:
 
     async def _consistency(self, msg: Msg) -> TransparencyReply:
         request = decode(msg.data, ConsistencyRequest, what="consistency request")
+        provable = self._provable()
+        if 0 <= request.from_size <= request.to_size and request.to_size > provable:
+            # Another instance signed it, or this one is catching up, rebuilding its log after
+            # a lost race, or waiting for a batch's acks: not a refusal to prove (an agent
+            # would raise an alarm), and never a proof over entries not confirmed yet.
+            raise UnavailableError(
+                f"to_size: this hub instance holds {provable} entries so far, not "
+                f"{request.to_size}; ask again"
+            )
         if not 0 <= request.from_size <= request.to_size <= self._log.size:
             raise ValidationError(
                 f"sizes: need 0 <= from_size <= to_size <= {self._log.size}, "
@@ -217,7 +232,7 @@ def _answer(
         try:
             reply = await handler(msg)
         except HubError as e:
-            reply = TransparencyReply(status="error", detail=f"{e.code}: {e}")
+            reply = TransparencyReply(status="error", detail=f"{e.code}: {e}", code=e.code)
         if msg.reply:
             with contextlib.suppress(Exception):
                 await msg.respond(encode(reply))

@@ -333,6 +333,7 @@ class HubService:
         self._log.warning("state_rebuild", reason="an append of the batch was not stored")
         self.state = HubState()
         self.log.reset()
+        self._appends.forget_unconfirmed()
         with collector_paused():
             await self.catch_up()
 
@@ -370,7 +371,11 @@ class HubService:
             self.checkpoints.keep_fresh(stop, catch_up=self.catch_up, busy=self._busy)
         )
         responder = TransparencyResponder(
-            self._nc, self.log, self.checkpoints, lambda: self.state.directory
+            self._nc,
+            self.log,
+            self.checkpoints,
+            lambda: self.state.directory,
+            provable=lambda: self.log.size - self._appends.unconfirmed,
         )
         await responder.start()
         self._log.info("hub_consuming", next_index=self.state.next_index)

@@ -133,6 +133,7 @@ class TestWitnessOnAHub:
         assert names == {"XA-MOJ", "XB-MOJ"}
 
     async def test_split_view_raises_a_persistent_alarm(self, hub: HubHarness) -> None:
+        hub.alarms_expected = True  # forged on purpose
         a = await hub.authority("XA-MOJ")
         await hub.authority("XB-MOJ")
         await a.send_request("XB-MOJ")
@@ -155,6 +156,7 @@ class TestWitnessOnAHub:
         again.close()
 
     async def test_rewritten_history_fails_consistency(self, hub: HubHarness) -> None:
+        hub.alarms_expected = True  # forged on purpose
         a = await hub.authority("XA-MOJ")
         await hub.authority("XB-MOJ")
         await a.send_request("XB-MOJ")
@@ -166,6 +168,7 @@ class TestWitnessOnAHub:
         for i in range(8):
             rewritten.append(_entry(i))
         note = rewritten.checkpoint().note
+        witness.patience_s = 0.0  # the hub says "not yet" for a size it never reached
         ok = await witness.observe(
             entry=_entry(7), index=7, note=note, proof=rewritten.inclusion(7, 8),
             expected=lambda e: True,
@@ -173,3 +176,25 @@ class TestWitnessOnAHub:
         assert ok is True  # the entry is in that checkpoint; the fork shows against history
         await witness.settle()
         assert "consistency" in witness.store.alarms()[-1].detail
+        assert "the hub cannot prove it yet (still after 0 s)" in witness.store.alarms()[-1].detail
+
+    async def test_a_hub_not_caught_up_yet_is_given_time(self, hub: HubHarness) -> None:
+        """An instance still folding (catching up, or rebuilding after a lost race) answers
+        "not yet" for a checkpoint another signed: no alarm within the patience."""
+        a = await hub.authority("XA-MOJ")
+        await hub.authority("XB-MOJ")
+        await a.send_request("XB-MOJ")
+        witness = a.agent.witness
+        assert witness is not None
+        await witness.settle()
+        ahead = TransparencyLog(hub.log_key)
+        for i in range(64):
+            ahead.append(_entry(i))
+        ok = await witness.observe(
+            entry=_entry(63), index=63, note=ahead.checkpoint().note,
+            proof=ahead.inclusion(63, 64), expected=lambda e: True,
+        )  # fmt: skip
+        assert ok is True
+        await witness.settle()
+        assert witness.store.alarms() == []
+        assert 64 in witness._pending  # asked again with the next item

@@ -104,8 +104,15 @@ class TestRequests:
             subjects.HUB_CONSISTENCY,
             encode(ConsistencyRequest(from_size=1, to_size=second.size + 5)),
         )
-        assert bad.status == "error"
-        assert "to_size" in bad.detail
+        assert (bad.status, bad.code) == ("error", "unavailable")  # not there yet: ask again
+        assert f"holds {second.size} entries so far, not {second.size + 5}" in bad.detail
+        backwards = await _ask(
+            hub,
+            subjects.HUB_CONSISTENCY,
+            encode(ConsistencyRequest(from_size=2, to_size=1)),
+        )
+        assert (backwards.status, backwards.code) == ("error", "invalid")
+        assert "need 0 <= from_size <= to_size" in backwards.detail
         garbage = await _ask(hub, subjects.HUB_CONSISTENCY, b"\xc1")
         assert garbage.status == "error" and garbage.detail.startswith("malformed")
 
