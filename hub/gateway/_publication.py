@@ -23,7 +23,7 @@ from nats.js.kv import KeyValue
 
 from hub import subjects
 from hub.errors import UnavailableError
-from hub.gateway.admission import Item
+from hub.gateway.admission import Item, Reject
 from hub.gateway.nats_security import ensure_authority_consumers
 from hub.ledger.projections.directory import DirectoryChange, DirectoryRecord
 from hub.ledger.store import Pipeline, when_ready
@@ -39,6 +39,8 @@ __all__ = [
     "Recorded",
     "answers",
     "publish_directory_change",
+    "recorded_pairs",
+    "rejection",
     "send_all",
     "verdict_for",
 ]
@@ -95,6 +97,31 @@ def verdict_for(message_id: str, status: str, recorded: Recorded) -> Verdict:
         ledger_index=recorded.index,
         recorded_at=recorded.recorded_at,
     )
+
+
+def rejection(decision: Reject, recorded: Recorded) -> Outcome:
+    """What a refused submission gets: its recorded ``SubmissionRejected`` and the reason."""
+    error = decision.error
+    verdict = Verdict(
+        message_id=decision.message_id,
+        status="rejected",
+        ledger_index=recorded.index,
+        recorded_at=recorded.recorded_at,
+        reason=error.code,
+        detail=str(error),
+        rule=getattr(error, "rule", None),
+    )
+    token = decision.message_id or f"digest-{decision.event.submission_digest.hex()}"
+    return Outcome(decision.reply_to, verdict, token, recorded)
+
+
+def recorded_pairs(outcomes: Sequence[Outcome]) -> dict[str, list[tuple[str, int]]]:
+    """(message id, ledger index) of what a batch accepted, and of its duplicates."""
+    pairs: dict[str, list[tuple[str, int]]] = {"accepted": [], "duplicate": []}
+    for outcome in outcomes:
+        if (status := outcome.verdict.status) in pairs:
+            pairs[status].append((outcome.token, outcome.recorded.index))
+    return pairs
 
 
 def answers(

@@ -25,7 +25,6 @@ import nats.errors
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js import api as js_api
 from nats.js.kv import KeyValue
 
 from hub import subjects
@@ -37,6 +36,8 @@ from hub.gateway._publication import (
     Recorded,
     answers,
     publish_directory_change,
+    recorded_pairs,
+    rejection,
     send_all,
     verdict_for,
 )
@@ -52,6 +53,7 @@ from hub.ledger.store import (
     Pipeline,
     StreamLayout,
     ensure_topology,
+    intake_subscription,
     when_ready,
 )
 from hub.ledger.transparency import SignedCheckpoint, TransparencyLog
@@ -63,7 +65,6 @@ from schemas.transport import Verdict
 __all__ = ["BatchFailed", "HubService"]
 
 _MAX_CONFLICT_RETRIES = 50
-_DURABLE = "hub"
 
 
 class BatchFailed(UnavailableError):
@@ -254,13 +255,9 @@ class HubService:
         return await self._reject(decision)
 
     def _log_recorded(self, outcomes: Sequence[Outcome]) -> None:
-        """One line for what a batch recorded, (message id, index) pairs by status: a line per
-        submission was a tenth of the hub's Python time at saturation. Rejections have their
-        own warning each (``submission_rejected``)."""
-        pairs: dict[str, list[tuple[str, int]]] = {"accepted": [], "duplicate": []}
-        for outcome in outcomes:
-            if (status := outcome.verdict.status) in pairs:
-                pairs[status].append((outcome.token, outcome.recorded.index))
+        """One line for what a batch recorded: a line per submission was a tenth of the hub's
+        Python time at saturation. Rejections have their own warning each."""
+        pairs = recorded_pairs(outcomes)
         if pairs["accepted"] or pairs["duplicate"]:
             self._log.info("submissions_recorded", **pairs)
 
@@ -278,17 +275,7 @@ class HubService:
             message_id=decision.message_id,
             index=recorded.index,
         )
-        verdict = Verdict(
-            message_id=decision.message_id,
-            status="rejected",
-            ledger_index=recorded.index,
-            recorded_at=recorded.recorded_at,
-            reason=error.code,
-            detail=str(error),
-            rule=getattr(error, "rule", None),
-        )
-        token = decision.message_id or f"digest-{decision.event.submission_digest.hex()}"
-        return Outcome(decision.reply_to, verdict, token, recorded)
+        return rejection(decision, recorded)
 
     async def _append(
         self, event: LedgerEvent, dedup_id: str, content: tuple[bytes, bytes] | None = None
@@ -356,17 +343,7 @@ class HubService:
 
     async def run(self, stop: asyncio.Event, *, batch: int = 256) -> None:
         """Consume the intake until ``stop`` is set; checkpoint at least once a second."""
-        config = js_api.ConsumerConfig(
-            durable_name=_DURABLE,
-            ack_policy=js_api.AckPolicy.EXPLICIT,
-            ack_wait=30.0,
-            max_ack_pending=4096,
-        )
-        sub = await when_ready(
-            lambda: self._js.pull_subscribe(
-                "mla.submit.>", durable=_DURABLE, stream=subjects.SUBMIT_STREAM, config=config
-            )
-        )
+        sub = await when_ready(lambda: intake_subscription(self._js))
         ticker = asyncio.create_task(
             self.checkpoints.keep_fresh(stop, catch_up=self.catch_up, busy=self._busy)
         )

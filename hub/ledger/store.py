@@ -163,6 +163,19 @@ async def _ensure_topology(js: JetStreamContext, layout: StreamLayout) -> None:
             )
 
 
+async def intake_subscription(js: JetStreamContext) -> JetStreamContext.PullSubscription:
+    """The hub's durable pull consumer on the intake, shared by every hub instance."""
+    config = js_api.ConsumerConfig(
+        durable_name="hub",
+        ack_policy=js_api.AckPolicy.EXPLICIT,
+        ack_wait=30.0,
+        max_ack_pending=4096,
+    )
+    return await js.pull_subscribe(
+        "mla.submit.>", durable="hub", stream=subjects.SUBMIT_STREAM, config=config
+    )
+
+
 class _Ack(msgspec.Struct):
     """JetStream's answer to a publish: the stream sequence, or an error."""
 
