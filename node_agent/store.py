@@ -149,7 +149,7 @@ class ReceiptRow:
 
 class AgentStore:
     """One SQLite database in the agent's data folder; safe for a CLI and ``run`` at once, and
-    for the agent's event loop and its worker threads at once."""
+    for several threads of one process at once (one lock)."""
 
     def __init__(self, path: Path) -> None:
         self._db = sqlite3.connect(

@@ -44,8 +44,8 @@ class WitnessStore:
     """The newest verified checkpoint and the alarms, in the agent's own database."""
 
     def __init__(self, path: Path) -> None:
-        # Used from the event loop and, to keep a checkpoint (a commit: one fsync), from a
-        # worker thread: one lock serialises every use of the connection.
+        # Used from the agent's event loop (a checkpoint kept is one commit, one fsync: cheaper
+        # there than a thread hand-off); the lock keeps any other thread's use serial.
         self._db = sqlite3.connect(
             path, timeout=30.0, isolation_level=None, check_same_thread=False
         )
