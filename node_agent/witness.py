@@ -214,16 +214,16 @@ class Witness:
                 self.alarm(e)
             except NotProvenYet as e:
                 first = self._unproven_since.setdefault(size, time.monotonic())
-                if time.monotonic() - first >= self.patience_s:
-                    self.alarm(TransparencyAlarm(f"{e} (still after {self.patience_s:.0f} s)"))
-                    continue
-                self._pending.setdefault(size, checkpoint)
-                self._log.warning("witness_deferred", detail=str(e))
-                return
+                if time.monotonic() - first < self.patience_s:
+                    self._pending.setdefault(size, checkpoint)
+                    self._log.warning("witness_deferred", detail=str(e))
+                    return
+                self.alarm(TransparencyAlarm(f"{e} (still after {self.patience_s:.0f} s)"))
             except UnavailableError as e:  # the hub did not answer: keep it for the next turn
                 self._pending.setdefault(size, checkpoint)
                 self._log.warning("witness_deferred", detail=str(e))
                 return
+            self._unproven_since.pop(size, None)  # settled: proven, or an alarm raised
 
     async def _advance(self, nc: NatsClient, checkpoint: SignedCheckpoint) -> None:
         latest = self.store.latest()

@@ -198,3 +198,13 @@ class TestWitnessOnAHub:
         await witness.settle()
         assert witness.store.alarms() == []
         assert 64 in witness._pending  # asked again with the next item
+        # Past the patience, the next turn raises the alarm (and forgets the wait).
+        witness.patience_s = 0.0
+        await witness.observe(
+            entry=_entry(63), index=63, note=ahead.checkpoint().note,
+            proof=ahead.inclusion(63, 64), expected=lambda e: True,
+        )  # fmt: skip
+        await witness.settle()
+        assert "cannot prove it yet (still after 0 s)" in witness.store.alarms()[-1].detail
+        assert witness._unproven_since == {} and 64 not in witness._pending
+        hub.alarms_expected = True
