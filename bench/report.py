@@ -41,14 +41,14 @@ WRITES: tuple[tuple[str, str, str, bool], ...] = (
     ("request", "sender publishes the sealed envelope", "SUBMIT", False),
     ("request", "hub stores sealed bytes (beside the append)", "KV_CONTENT", False),
     ("request", "hub appends the ledger entry", "LEDGER", True),
-    ("request", "hub delivers to the recipient (batched)", "DELIVER", False),
     ("request", "hub publishes the verdict to the sender (batched)", "VERDICT", False),
     ("receipt", "recipient publishes the signed receipt", "SUBMIT", False),
     ("receipt", "hub appends the ledger entry", "LEDGER", True),
-    ("receipt", "hub delivers the receipt to the sender (batched)", "DELIVER", False),
 )
-# Shared by the receipts of one hub batch: one message per recipient authority and batch.
+# Shared by a hub batch: one message per addressee and batch (Deliveries, Verdicts).
 SHARED_WRITES: tuple[tuple[str, str, str], ...] = (
+    ("request", "hub delivers to the recipient, with the batch's others", "DELIVER"),
+    ("receipt", "hub delivers the receipt to the sender, with the batch's others", "DELIVER"),
     ("receipt", "hub publishes the verdicts on a batch's receipts to their recipient", "VERDICT"),
 )
 HUB_WRITES_PER_REQUEST_RECEIPT = sum(1 for w in WRITES if w[3])
@@ -270,7 +270,7 @@ def render(results: Results) -> str:
     for leg, what, stream, awaited in WRITES:
         lines.append(f"  {leg:<8}{what:<52}{stream:<11}{'hub, in sequence' if awaited else ''}")
     for leg, what, stream in SHARED_WRITES:
-        lines.append(f"  {leg:<8}{what:<52}{stream:<11}one per recipient and hub batch")
+        lines.append(f"  {leg:<8}{what:<52}{stream:<11}one per addressee and hub batch")
     measured = get(results, "product.js_writes_per_request_receipt_measured")
     lines.append(
         f"  total {len(WRITES)} stream writes + {len(SHARED_WRITES)} shared by a batch "

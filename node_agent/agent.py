@@ -36,7 +36,7 @@ from node_agent.disclosure import ContentKeys
 from node_agent.outgoing import Attachment, Outgoing, SendResult, body_of
 from node_agent.store import AgentStore, InboxRow, OutboxRow, write_files
 from node_agent.transport import HubLink, Inbound
-from node_agent.witness import Witness, witness_inbound, witness_verdict
+from node_agent.witness import Witness, witness_delivery, witness_verdict, witness_verdicts
 from schemas.codec import decode, encode
 from schemas.envelope import Header
 from schemas.receipt import Receipt, ReceiptBody
@@ -208,45 +208,73 @@ class Agent:
         a bad item is logged and parked, never fatal. Nothing is acked before the commit that
         keeps it has returned (see ``node_agent.store``)."""
         checked: list[_Checked] = []
+        to_ack: list[Inbound] = []
         for inbound in batch:
             try:
-                checked.append(await self._check(inbound, directory))
-            except UnavailableError as e:
+                items = await self._check(inbound, directory)
+            except UnavailableError as e:  # all of the message comes back (kept ones: replays)
                 self._log.warning("inbound_deferred", detail=str(e))
                 await inbound.msg.nak(delay=1.0)
+                continue
             except HubError as e:
                 self._log.error("inbound_refused", reason=e.code, detail=str(e))
                 await inbound.msg.term()
+                continue
+            checked.extend(items)
+            to_ack.append(inbound)
         if checked:
             self._keep(checked)
+        for inbound in to_ack:
+            await inbound.ack()
         kept: dict[str, list[dict[str, object]]] = {}
         for item in checked:
-            await item.inbound.ack()
             kept.setdefault(item.event, []).append(item.log)
         if kept:  # one line per batch, a list per kind: a line per item cost 6% of the agent
             self._log.info("inbound_kept", **kept)
         if any(item.message for item in checked):
             self._wake.set()
 
-    async def _check(self, inbound: Inbound, directory: AgentDirectory) -> _Checked:
-        """Everything but the writes: decode, verify, decrypt, sign the receipt."""
-        if self.witness is not None:
-            await witness_inbound(self.witness, inbound, self.store)
+    async def _check(self, inbound: Inbound, directory: AgentDirectory) -> list[_Checked]:
+        """Everything but the writes, for each item of the message. One of several
+        deliveries that is refused is logged and left out (the others are kept, and the
+        message acked, as a refused single delivery is parked); an unavailable one sends the
+        whole message back."""
         if inbound.verdicts:
+            if self.witness is not None:
+                await witness_verdicts(self.witness, inbound.verdicts, self.store)
             log: dict[str, object] = {
                 "verdicts": [
                     {"message_id": v.message_id, "status": v.status, "index": v.ledger_index}
                     for v in inbound.verdicts
                 ]
             }
-            return _Checked(inbound, "verdict_received", log, verdicts=inbound.verdicts)
-        assert inbound.delivery is not None
-        delivery, item = inbound.delivery, inbound.delivery.item
+            return [_Checked(inbound, "verdict_received", log, verdicts=inbound.verdicts)]
+        if len(inbound.deliveries) == 1:
+            return [await self._check_delivery(inbound, inbound.deliveries[0], directory)]
+        checked = []
+        for delivery in inbound.deliveries:
+            try:
+                checked.append(await self._check_delivery(inbound, delivery, directory))
+            except UnavailableError:
+                raise
+            except HubError as e:
+                self._log.error(
+                    "inbound_refused", reason=e.code, detail=str(e), index=delivery.ledger_index
+                )
+        return checked
+
+    async def _check_delivery(
+        self, inbound: Inbound, delivery: Delivery, directory: AgentDirectory
+    ) -> _Checked:
+        """Decode, verify, decrypt, sign the receipt."""
+        if self.witness is not None:
+            await witness_delivery(self.witness, delivery)
+        item = delivery.item
         if isinstance(item, Receipt):
             peek = decode(item.body, dict[str, object], what="receipt")
             await directory.prefetch(str(peek.get("recipient")), str(peek.get("recipient_key_id")))
             body = receipts.verify(item, directory)
-            log = {"message_id": body.message_id, "recipient": body.recipient}
+            log: dict[str, object] = {"message_id": body.message_id, "recipient": body.recipient}
             return _Checked(inbound, "receipt_received", log, receipt=(body, item, delivery))
         header = decode(item.header, Header, what="header")
         log = {"message_id": header.message_id, "index": delivery.ledger_index}

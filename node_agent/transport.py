@@ -26,7 +26,7 @@ from hub.gateway.nats_security import delivery_consumer, verdict_consumer
 from hub.logs import get_logger
 from schemas.codec import decode
 from schemas.directory import AdmittedCard
-from schemas.transport import Delivery, Verdict, Verdicts
+from schemas.transport import Deliveries, Delivery, Verdict, Verdicts
 
 __all__ = ["HubLink", "Inbound", "connect"]
 
@@ -37,10 +37,10 @@ _BATCH = 64  # inbound items handed over at most at once (the pull size of each 
 
 @dataclass(frozen=True, slots=True)
 class Inbound:
-    """One message for this agent with its ack handle: a delivery, or verdicts (one on a
-    request; those on our receipts of one hub batch come together)."""
+    """One message for this agent with its ack handle: deliveries (one, or all of one hub
+    batch for us), or verdicts (one on a request; those on our receipts of one hub batch)."""
 
-    delivery: Delivery | None
+    deliveries: tuple[Delivery, ...]
     verdicts: tuple[Verdict, ...]
     msg: Msg
 
@@ -88,7 +88,7 @@ class HubLink(IntakeClient):
         queue: asyncio.Queue[Inbound] = asyncio.Queue(maxsize=256)
         pumps = [
             asyncio.create_task(_pump(verdicts, stop, queue, _as_verdicts)),
-            asyncio.create_task(_pump(deliveries, stop, queue, _as_delivery)),
+            asyncio.create_task(_pump(deliveries, stop, queue, _as_deliveries)),
         ]
         try:
             while not stop.is_set():
@@ -115,11 +115,13 @@ class HubLink(IntakeClient):
 def _as_verdicts(msg: Msg) -> Inbound:
     answer = decode(msg.data, Verdict | Verdicts, what="verdict")
     verdicts = (answer,) if isinstance(answer, Verdict) else tuple(answer.verdicts)
-    return Inbound(None, verdicts, msg)
+    return Inbound((), verdicts, msg)
 
 
-def _as_delivery(msg: Msg) -> Inbound:
-    return Inbound(decode(msg.data, Delivery, what="delivery"), (), msg)
+def _as_deliveries(msg: Msg) -> Inbound:
+    sent = decode(msg.data, Delivery | Deliveries, what="delivery")
+    deliveries = (sent,) if isinstance(sent, Delivery) else tuple(sent.items)
+    return Inbound(deliveries, (), msg)
 
 
 async def _pump(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import nats.errors
@@ -30,14 +30,13 @@ from hub.ledger.merkle import leaf_hash, verify_consistency, verify_inclusion
 from hub.ledger.transparency import LogVerifier, SignedCheckpoint
 from hub.logs import get_logger
 from node_agent.store import AgentStore
-from node_agent.transport import Inbound
 from node_agent.witness_store import Alarm, WitnessStore
 from schemas.codec import decode, encode
 from schemas.envelope import Envelope
 from schemas.ledger import EnvelopeRecorded, LedgerEntry, ReceiptRecorded, SubmissionRejected
 from schemas.receipt import Receipt
 from schemas.transparency import ConsistencyRequest, CosignatureSubmission, TransparencyReply
-from schemas.transport import Verdict
+from schemas.transport import Delivery, Verdict
 
 __all__ = [
     "Alarm",
@@ -47,7 +46,8 @@ __all__ = [
     "check_inclusion",
     "matches_item",
     "matches_submission",
-    "witness_inbound",
+    "witness_delivery",
+    "witness_verdicts",
     "witness_verdict",
 ]
 
@@ -327,17 +327,20 @@ async def witness_verdict(witness: Witness, verdict: Verdict, payload: bytes) ->
     )
 
 
-async def witness_inbound(witness: Witness, inbound: Inbound, store: AgentStore) -> bool:
-    """Check the proof each inbound verdict, or the delivery, carries."""
-    if inbound.verdicts:
-        good = True
-        for verdict in inbound.verdicts:
-            row = store.outbox_get(verdict.message_id or "")
-            if row is not None:  # else not ours to check (an old or foreign verdict)
-                good &= await witness_verdict(witness, verdict, row.payload)
-        return good
-    delivery = inbound.delivery
-    assert delivery is not None
+async def witness_verdicts(
+    witness: Witness, verdicts: Sequence[Verdict], store: AgentStore
+) -> bool:
+    """Check the proof each verdict carries, for the submissions of ours they answer."""
+    good = True
+    for verdict in verdicts:
+        row = store.outbox_get(verdict.message_id or "")
+        if row is not None:  # else not ours to check (an old or foreign verdict)
+            good &= await witness_verdict(witness, verdict, row.payload)
+    return good
+
+
+async def witness_delivery(witness: Witness, delivery: Delivery) -> bool:
+    """Check the proof a delivery carries for the item it hands over."""
     item = delivery.item
     return await witness.observe(
         entry=delivery.entry,

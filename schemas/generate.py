@@ -19,7 +19,7 @@ from schemas.envelope import Body, Envelope, Header
 from schemas.ledger import LedgerEntry
 from schemas.receipt import Receipt, ReceiptBody
 from schemas.transparency import ConsistencyProof, InclusionProof
-from schemas.transport import Delivery, Submission, Verdict, Verdicts
+from schemas.transport import Deliveries, Delivery, Submission, Verdict, Verdicts
 
 __all__ = ["DOCUMENTS", "OUTPUT", "render", "write"]
 
@@ -38,6 +38,7 @@ DOCUMENTS: dict[str, Any] = {
     "ledger-entry": LedgerEntry,
     "submission": Submission,
     "delivery": Delivery,
+    "deliveries": Deliveries,
     "verdict": Verdict,
     "verdicts": Verdicts,
     "inclusion-proof": InclusionProof,

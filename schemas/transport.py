@@ -14,7 +14,7 @@ from schemas.directory import AdmissionRequest, RevocationRequest
 from schemas.envelope import Envelope
 from schemas.receipt import Receipt
 
-__all__ = ["Delivery", "Submission", "Verdict", "Verdicts"]
+__all__ = ["Deliveries", "Delivery", "Submission", "Verdict", "Verdicts"]
 
 Submission = Envelope | Receipt | AdmissionRequest | RevocationRequest | AccessRequest
 
@@ -32,6 +32,14 @@ class Delivery(Strict, frozen=True, kw_only=True, tag="mla.transport.delivery.v1
     entry: bytes | None = None
     checkpoint: str | None = None
     inclusion_proof: list[bytes] = []
+
+
+class Deliveries(Strict, frozen=True, kw_only=True, tag="mla.transport.deliveries.v1"):
+    """Everything one hub batch delivers to one addressee, in ledger order, in one message:
+    one JetStream write and one ack instead of one per item. Each keeps its own entry and
+    inclusion proof; the addressee checks and keeps each on its own."""
+
+    items: Annotated[list[Delivery], msgspec.Meta(min_length=1)]
 
 
 class Verdict(Strict, frozen=True, kw_only=True, tag="mla.transport.verdict.v1"):

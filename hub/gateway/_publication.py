@@ -30,7 +30,7 @@ from hub.ledger.store import Pipeline, when_ready
 from hub.ledger.transparency import SignedCheckpoint, TransparencyLog
 from schemas.codec import encode
 from schemas.receipt import Receipt
-from schemas.transport import Delivery, Verdict, Verdicts
+from schemas.transport import Deliveries, Delivery, Verdict, Verdicts
 
 __all__ = [
     "ANSWER_TIMEOUT_S",
@@ -127,9 +127,11 @@ def recorded_pairs(outcomes: Sequence[Outcome]) -> dict[str, list[tuple[str, int
 def answers(
     log: TransparencyLog, checkpoint: SignedCheckpoint, outcomes: Sequence[Outcome]
 ) -> list[Publish]:
-    """Every delivery and verdict of ``outcomes``, proved against ``checkpoint``; the verdicts
-    on an authority's recorded receipts go together in one message (``Verdicts``)."""
+    """Every delivery and verdict of ``outcomes``, proved against ``checkpoint``: what goes to
+    one addressee in one message (``Deliveries`` when more than one), the verdicts on an
+    authority's recorded receipts in one message (``Verdicts``), the others one by one."""
     publishes: list[Publish] = []
+    to_deliver: dict[str, list[Delivery]] = {}
     on_receipts: dict[str, list[Verdict]] = {}
     for outcome in outcomes:
         recorded = outcome.recorded
@@ -143,8 +145,7 @@ def answers(
                 checkpoint=checkpoint.note,
                 inclusion_proof=proof,
             )
-            msg_id = f"d:{recorded.index}:{recipient}"
-            publishes.append((subjects.deliver(recipient), encode(delivery), msg_id))
+            to_deliver.setdefault(recipient, []).append(delivery)
         if not subjects.is_token(outcome.reply_to):
             continue  # nowhere to answer; still recorded
         answer = msgspec.structs.replace(
@@ -156,6 +157,14 @@ def answers(
         subject = subjects.verdict(outcome.reply_to, outcome.token)
         msg_id = f"v:{outcome.reply_to}:{outcome.token}:{answer.status}"
         publishes.append((subject, encode(answer), msg_id))
+    for recipient, items in to_deliver.items():
+        low, high = items[0].ledger_index, items[-1].ledger_index
+        if len(items) == 1:  # alone, as it always was
+            data, msg_id = encode(items[0]), f"d:{low}:{recipient}"
+        else:
+            data = encode(Deliveries(items=items))
+            msg_id = f"d:{low}-{high}:{recipient}:{len(items)}"
+        publishes.append((subjects.deliver(recipient), data, msg_id))
     for authority, verdicts in on_receipts.items():
         first, last = verdicts[0].ledger_index, verdicts[-1].ledger_index
         subject = subjects.verdict(authority, f"receipts-{first}")

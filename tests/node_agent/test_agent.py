@@ -13,6 +13,7 @@ import json
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 
+import msgspec
 import pytest
 import structlog
 from nats.aio.msg import Msg
@@ -26,10 +27,11 @@ from node_agent.cli import cmd_inbox
 from node_agent.config import AgentPaths
 from node_agent.store import AgentStore, OutboxRow
 from node_agent.transport import HubLink, Inbound
-from schemas.codec import decode
+from schemas.codec import decode, encode
+from schemas.envelope import Envelope
 from schemas.ledger import LedgerEntry, ReceiptRecorded
 from schemas.receipt import ReceiptBody
-from schemas.transport import Delivery, Verdicts
+from schemas.transport import Deliveries, Delivery, Verdicts
 from tests.harness import AuthorityHarness, HubHarness, eventually
 
 pytestmark = pytest.mark.nats
@@ -79,7 +81,7 @@ async def crash_on_delivery(b: AuthorityHarness) -> None:
     )
     (msg,) = await sub.fetch(1, timeout=10.0)  # batch of one: no pull request left waiting
     with pytest.raises(Crash):
-        await b.agent.handle([Inbound(decode(msg.data, Delivery), (), msg)], b.directory)
+        await b.agent.handle([Inbound((decode(msg.data, Delivery),), (), msg)], b.directory)
     await msg.nak()  # what ack_wait would do (ignored by the server once acked)
     await sub.unsubscribe()
 
@@ -187,6 +189,73 @@ class TestReceiptVerdicts:
         assert sorted(decode(e, ReceiptBody).message_id for e in _bodies(seen)) == sorted(sent)
         assert 1 <= len(seen) <= 4  # a hub batch sends one message for all of B's receipts
         assert b.agent.witness is not None and b.agent.witness.store.alarms() == []
+
+
+class TestGroupedDeliveries:
+    """What one hub batch delivers to an authority comes in one message; each item is
+    checked and kept on its own."""
+
+    async def test_a_batch_of_requests_arrives_together_and_each_is_kept(
+        self, hub: HubHarness
+    ) -> None:
+        a = await hub.authority("XA-MOJ")
+        b = await hub.authority("XB-MOJ")
+        link = await a.connect()
+        assert a.directory is not None
+        await hub.stop_service()  # so that the hub fetches the five in one batch
+        queued = [
+            await a.agent.queue(
+                Outgoing(to="XB-MOJ", type="consultation.open", case_id=ids.uuid7(), text=f"q{i}"),
+                a.directory,
+            )
+            for i in range(5)
+        ]
+        assert await a.agent.flush(link) == 5
+        await hub.start_service()
+        await b.start()
+        await eventually(lambda: len(b.store.inbox_all()) == 5, "the five at B")
+        await eventually(lambda: _receipt_rows(b.store, 5) is not None, "their receipts recorded")
+        assert sorted(r.message_id for r in b.store.inbox_all()) == sorted(queued)
+        assert hub.nc is not None
+        stored = await hub.nc.jetstream().get_last_msg(
+            subjects.DELIVER_STREAM, subjects.deliver("XB-MOJ")
+        )
+        grouped = decode(stored.data or b"", Deliveries)
+        assert sorted(d.ledger_index for d in grouped.items) == sorted(
+            r.ledger_index for r in b.store.inbox_all()
+        )
+
+    async def test_a_bad_item_is_refused_and_the_others_kept(self, hub: HubHarness) -> None:
+        hub.alarms_expected = True  # the forged item does not match its ledger entry
+        a = await hub.authority("XA-MOJ")
+        b = await hub.authority("XB-MOJ")
+        first, _ = await a.send_request("XB-MOJ", "one")
+        second, _ = await a.send_request("XB-MOJ", "two")
+        assert hub.nc is not None
+        js = hub.nc.jetstream()
+        sub = await js.subscribe(subjects.deliver("XB-MOJ"), ordered_consumer=True)
+        good = [decode((await sub.next_msg(5)).data, Delivery) for _ in range(2)]
+        await sub.unsubscribe()
+        envelope = good[1].item
+        assert isinstance(envelope, Envelope)
+        forged = msgspec.structs.replace(
+            good[1], item=msgspec.structs.replace(envelope, signature=bytes(64))
+        )
+        await js.purge_stream(subjects.DELIVER_STREAM)  # only the crafted message is left
+        await js.publish(subjects.deliver("XB-MOJ"), encode(Deliveries(items=[good[0], forged])))
+        with capture_logs() as logs:
+            await b.start()
+            await eventually(lambda: len(b.store.inbox_all()) == 1, "the good one kept")
+            await eventually(
+                lambda: any(e["event"] == "inbound_refused" for e in logs), "the forged refused"
+            )
+            await b.stop()
+        assert [r.message_id for r in b.store.inbox_all()] == [first]
+        (refused,) = [e for e in logs if e["event"] == "inbound_refused"]
+        assert (refused["reason"], refused["index"]) == ("bad_signature", good[1].ledger_index)
+        info = await js.consumer_info(subjects.DELIVER_STREAM, delivery_consumer("XB-MOJ"))
+        assert (info.num_ack_pending, info.num_pending) == (0, 0)  # acked: nothing comes back
+        assert second not in {r.message_id for r in b.store.inbox_all()}
 
 
 def _receipt_rows(store: AgentStore, n: int) -> list[OutboxRow] | None:

@@ -14,11 +14,11 @@ from hub.errors import HubError, SchemaInvalid
 from hub.gateway._publication import Outcome, Recorded, answers, verdict_for
 from hub.ledger.merkle import leaf_hash, verify_inclusion
 from hub.ledger.transparency import TransparencyLog, new_log_key
-from node_agent.transport import _as_verdicts
+from node_agent.transport import _as_deliveries, _as_verdicts
 from schemas.codec import decode, encode
 from schemas.envelope import Envelope
 from schemas.receipt import Receipt
-from schemas.transport import Delivery, Verdict, Verdicts
+from schemas.transport import Deliveries, Delivery, Verdict, Verdicts
 
 A, B, C = "XA-MOJ", "XB-MOJ", "XC-MOJ"
 AT = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -64,12 +64,31 @@ def test_receipt_verdicts_go_together_per_recipient_and_request_verdicts_alone()
     published = answers(log, checkpoint, outcomes)
     by_subject = {subject: (data, msg_id) for subject, data, msg_id in published}
 
-    # deliveries: the request to B, the three recorded receipts to A
-    assert sorted(s for s in by_subject if s.startswith("mla.deliver.")) == [
+    # deliveries, one message per addressee: the request alone to B (a Delivery, as always),
+    # the three recorded receipts together to A, in ledger order, each with its proof
+    assert sorted(s for s, _, _ in published if s.startswith("mla.deliver.")) == [
         subjects.deliver(A),
         subjects.deliver(B),
     ]
-    assert sum(1 for s, _, _ in published if s == subjects.deliver(A)) == 3
+    to_b = decode(by_subject[subjects.deliver(B)][0], Delivery)
+    assert (to_b.ledger_index, by_subject[subjects.deliver(B)][1]) == (0, f"d:0:{B}")
+    data, msg_id = by_subject[subjects.deliver(A)]
+    assert msg_id == f"d:1-4:{A}:3"
+    to_a = decode(data, Deliveries)
+    assert [(d.ledger_index, d.item) for d in to_a.items] == [
+        (1, _receipt(1)),
+        (3, _receipt(2)),
+        (4, _receipt(3)),
+    ]
+    for delivery in [to_b, *to_a.items]:
+        assert delivery.entry is not None and delivery.checkpoint == checkpoint.note
+        verify_inclusion(
+            leaf_hash(delivery.entry),
+            delivery.ledger_index,
+            checkpoint.size,
+            delivery.inclusion_proof,
+            checkpoint.root,
+        )
     # the request's verdict and the refused receipt's: one message each, on their own subject
     alone = decode(by_subject[subjects.verdict(A, M1)][0], Verdict)
     assert (alone.message_id, alone.status, alone.ledger_index) == (M1, "accepted", 0)
@@ -96,8 +115,7 @@ def test_receipt_verdicts_go_together_per_recipient_and_request_verdicts_alone()
     # C's one receipt: a batch of one, on its own subject
     only = decode(by_subject[subjects.verdict(C, "receipts-4")][0], Verdicts)
     assert [v.message_id for v in only.verdicts] == [R3]
-    assert len(published) == 4 + 2 + 2  # deliveries, single verdicts, grouped verdicts
-    assert all(isinstance(decode(d, Delivery), Delivery) for s, d, _ in published if "deliver" in s)
+    assert len(published) == 2 + 2 + 2  # deliveries, single verdicts, grouped verdicts
 
 
 def test_a_grouped_subject_is_one_token_under_the_recipients_verdict_filter() -> None:
@@ -110,30 +128,36 @@ def test_a_grouped_subject_is_one_token_under_the_recipients_verdict_filter() ->
 
 @settings(max_examples=300, deadline=None)
 @given(data=st.binary(max_size=2048), cut=st.integers(min_value=0), flip=st.integers(min_value=0))
-def test_the_agent_reads_any_verdict_bytes_or_refuses_them_typed(
-    data: bytes, cut: int, flip: int
-) -> None:
-    """What the agent's verdict consumer decodes (``node_agent.transport``): random bytes and
-    truncated or bit-flipped real messages give verdicts or a HubError, never anything else."""
+def test_the_agent_reads_any_bytes_or_refuses_them_typed(data: bytes, cut: int, flip: int) -> None:
+    """What the agent's two consumers decode (``node_agent.transport``): random bytes and
+    truncated or bit-flipped real messages give deliveries or verdicts (at least one) or a
+    HubError, never anything else."""
     log, outcomes = _batch()
-    real = [d for s, d, _ in answers(log, log.checkpoint(), outcomes) if "verdict" in s]
-    candidates = [data]
-    for message in real:
-        mutated = bytearray(message)
-        mutated[flip % len(mutated)] ^= 1 << (flip % 8)
-        candidates += [message[: cut % (len(message) + 1)], bytes(mutated)]
-    for candidate in candidates:
-        try:
-            inbound = _as_verdicts(_Msg(candidate))
-        except HubError:
-            continue
-        assert inbound.delivery is None and inbound.verdicts
-        assert all(isinstance(v, Verdict) for v in inbound.verdicts)
+    published = answers(log, log.checkpoint(), outcomes)
+    for kind, read in (("deliver", _as_deliveries), ("verdict", _as_verdicts)):
+        candidates = [data]
+        for message in (d for s, d, _ in published if s.startswith(f"mla.{kind}.")):
+            mutated = bytearray(message)
+            mutated[flip % len(mutated)] ^= 1 << (flip % 8)
+            candidates += [message[: cut % (len(message) + 1)], bytes(mutated)]
+        for candidate in candidates:
+            try:
+                inbound = read(_Msg(candidate))
+            except HubError:
+                continue
+            if kind == "deliver":
+                assert inbound.deliveries and not inbound.verdicts
+                assert all(isinstance(d, Delivery) for d in inbound.deliveries)
+            else:
+                assert inbound.verdicts and not inbound.deliveries
+                assert all(isinstance(v, Verdict) for v in inbound.verdicts)
 
 
-def test_an_empty_verdicts_message_is_refused_by_its_schema() -> None:
+def test_empty_grouped_messages_are_refused_by_their_schema() -> None:
     with pytest.raises(SchemaInvalid, match=r"verdict: Expected `array` of length >= 1"):
         _as_verdicts(_Msg(encode(Verdicts(verdicts=[]))))
+    with pytest.raises(SchemaInvalid, match=r"delivery: Expected `array` of length >= 1"):
+        _as_deliveries(_Msg(encode(Deliveries(items=[]))))
 
 
 class _Msg:

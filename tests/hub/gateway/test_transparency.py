@@ -91,7 +91,7 @@ class TestRequests:
         await a.send_request("XB-MOJ")
         await a.send_request("XB-MOJ")
         second = log.open((await _ask(hub, subjects.HUB_CHECKPOINT)).note or "")
-        assert second.size == first.size + 2
+        assert second.size == first.size + 2, (first.size, second.size)
         proof = await _ask(
             hub,
             subjects.HUB_CONSISTENCY,
@@ -104,8 +104,8 @@ class TestRequests:
             subjects.HUB_CONSISTENCY,
             encode(ConsistencyRequest(from_size=1, to_size=second.size + 5)),
         )
-        assert (bad.status, bad.code) == ("error", "unavailable")  # not there yet: ask again
-        assert f"holds {second.size} entries so far, not {second.size + 5}" in bad.detail
+        assert (bad.status, bad.code) == ("error", "unavailable"), bad  # not there yet: ask again
+        assert f"holds {second.size} entries so far, not {second.size + 5}" in bad.detail, bad
         backwards = await _ask(
             hub,
             subjects.HUB_CONSISTENCY,
