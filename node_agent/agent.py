@@ -17,10 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 from hub import ids
@@ -33,20 +30,20 @@ from hub.logs import get_logger
 from node_agent.cases import local_cases
 from node_agent.directory import AgentDirectory
 from node_agent.disclosure import ContentKeys
+from node_agent.inbound import Checked, keep, safe_name, store_verdict
 from node_agent.outgoing import Attachment, Outgoing, SendResult, body_of
-from node_agent.store import AgentStore, InboxRow, OutboxRow, write_files
+from node_agent.store import AgentStore, InboxRow, OutboxRow
 from node_agent.transport import HubLink, Inbound
 from node_agent.witness import Witness, witness_delivery, witness_verdict, witness_verdicts
 from schemas.codec import decode, encode
 from schemas.envelope import Header
-from schemas.receipt import Receipt, ReceiptBody
-from schemas.transport import Delivery, Verdict
+from schemas.receipt import Receipt
+from schemas.transport import Delivery
 
 __all__ = ["Agent", "Attachment", "Outgoing", "SendResult"]  # the last three: node_agent.outgoing
 
 
 _RESEND_EVERY_S = 2.0
-_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 class Agent:
@@ -189,7 +186,7 @@ class Agent:
             return SendResult("submitted", message_id, row.case_id)
         if self.witness is not None:
             await witness_verdict(self.witness, verdict, row.payload)
-        _store_verdict(self.store, verdict, self.clock.now())
+        store_verdict(self.store, verdict, self.clock.now())
         return SendResult(
             verdict.status,
             message_id,
@@ -207,7 +204,7 @@ class Agent:
         ``message_received``, ``message_replayed``, ``receipt_received``, ``verdict_received``);
         a bad item is logged and parked, never fatal. Nothing is acked before the commit that
         keeps it has returned (see ``node_agent.store``)."""
-        checked: list[_Checked] = []
+        checked: list[Checked] = []
         to_ack: list[Inbound] = []
         for inbound in batch:
             try:
@@ -223,7 +220,7 @@ class Agent:
             checked.extend(items)
             to_ack.append(inbound)
         if checked:
-            self._keep(checked)
+            keep(self.store, checked, self.clock.now())
         for inbound in to_ack:
             await inbound.ack()
         kept: dict[str, list[dict[str, object]]] = {}
@@ -234,7 +231,7 @@ class Agent:
         if any(item.message for item in checked):
             self._wake.set()
 
-    async def _check(self, inbound: Inbound, directory: AgentDirectory) -> list[_Checked]:
+    async def _check(self, inbound: Inbound, directory: AgentDirectory) -> list[Checked]:
         """Everything but the writes, for each item of the message. One of several
         deliveries that is refused is logged and left out (the others are kept, and the
         message acked, as a refused single delivery is parked); an unavailable one sends the
@@ -248,13 +245,13 @@ class Agent:
                     for v in inbound.verdicts
                 ]
             }
-            return [_Checked(inbound, "verdict_received", log, verdicts=inbound.verdicts)]
+            return [Checked("verdict_received", log, verdicts=inbound.verdicts)]
         if len(inbound.deliveries) == 1:
-            return [await self._check_delivery(inbound, inbound.deliveries[0], directory)]
+            return [await self._check_delivery(inbound.deliveries[0], directory)]
         checked = []
         for delivery in inbound.deliveries:
             try:
-                checked.append(await self._check_delivery(inbound, delivery, directory))
+                checked.append(await self._check_delivery(delivery, directory))
             except UnavailableError:
                 raise
             except HubError as e:
@@ -263,9 +260,7 @@ class Agent:
                 )
         return checked
 
-    async def _check_delivery(
-        self, inbound: Inbound, delivery: Delivery, directory: AgentDirectory
-    ) -> _Checked:
+    async def _check_delivery(self, delivery: Delivery, directory: AgentDirectory) -> Checked:
         """Decode, verify, decrypt, sign the receipt."""
         if self.witness is not None:
             await witness_delivery(self.witness, delivery)
@@ -275,13 +270,13 @@ class Agent:
             await directory.prefetch(str(peek.get("recipient")), str(peek.get("recipient_key_id")))
             body = receipts.verify(item, directory)
             log: dict[str, object] = {"message_id": body.message_id, "recipient": body.recipient}
-            return _Checked(inbound, "receipt_received", log, receipt=(body, item, delivery))
+            return Checked("receipt_received", log, receipt=(body, item, delivery))
         header = decode(item.header, Header, what="header")
         log = {"message_id": header.message_id, "index": delivery.ledger_index}
         existing = self.store.inbox_get(header.message_id)
         if existing is not None:  # (5) replay: already kept; make sure the receipt is queued
             message = (existing, self._receipt(existing, header))
-            return _Checked(inbound, "message_replayed", log, message=message)
+            return Checked("message_replayed", log, message=message)
         await directory.prefetch(header.sender, header.sender_key_id)
         opened = sealing.open(
             item,
@@ -311,8 +306,7 @@ class Agent:
         files = [(f"{i:02d}-{safe_name(m.name)}", data) for i, (m, data) in enumerate(named)]
         log |= {"case_id": header.case_id, "sender": header.sender}
         message = (row, self._receipt(row, header))
-        return _Checked(
-            inbound,
+        return Checked(
             "message_received",
             log,
             message=message,
@@ -332,37 +326,6 @@ class Agent:
             now=self.clock.now(),
         )
         return encode(receipt)
-
-    def _keep(self, checked: Sequence[_Checked]) -> None:
-        """Attachment files first (fsynced), then one durable commit for every row (each inbox
-        row with its queued receipt, receipts, verdicts). On the event loop, on purpose: see
-        ``node_agent.store`` (a worker thread's hand-off cost more CPU than the commit)."""
-        for item in checked:
-            if item.message is not None and item.files:
-                write_files(Path(item.message[0].attachment_dir), item.files)
-        now = self.clock.now()
-        with self.store.transaction():
-            for item in checked:
-                for verdict in item.verdicts:
-                    _store_verdict(self.store, verdict, now)
-                if item.message is not None:
-                    if item.content_key is not None:  # first, as it was: before the row
-                        row = item.message[0]
-                        self.store.content_key_add(
-                            row.message_id, *item.content_key, row.ledger_index
-                        )
-                    self.store.inbox_add(*item.message, now)
-                if item.receipt is not None:
-                    body, receipt, delivery = item.receipt
-                    self.store.receipt_add(
-                        receipt_id=body.receipt_id,
-                        message_id=body.message_id,
-                        recipient=body.recipient,
-                        received_at=body.received_at,
-                        ledger_index=delivery.ledger_index,
-                        body=receipt.body,
-                        signature=receipt.signature,
-                    )
 
     # --- the long-running loop ---------------------------------------------------------------
 
@@ -391,36 +354,3 @@ class Agent:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), _RESEND_EVERY_S)
-
-
-@dataclass(frozen=True, slots=True)
-class _Checked:
-    """One inbound item, checked: what it leaves to write, and its log line once kept."""
-
-    inbound: Inbound
-    event: str
-    log: dict[str, object]
-    verdicts: tuple[Verdict, ...] = ()
-    message: tuple[InboxRow, bytes] | None = None  # the row and its signed receipt
-    files: Sequence[tuple[str, bytes]] = ()  # its attachments (name, data)
-    receipt: tuple[ReceiptBody, Receipt, Delivery] | None = None  # a receipt we got
-    content_key: tuple[bytes, bytes] | None = None  # (key, sealed envelope) to keep
-
-
-def _store_verdict(store: AgentStore, verdict: Verdict, now: datetime) -> None:
-    if verdict.message_id is not None:
-        store.outbox_record_verdict(
-            verdict.message_id,
-            status=verdict.status,
-            ledger_index=verdict.ledger_index,
-            recorded_at=verdict.recorded_at,
-            reason=verdict.reason,
-            detail=verdict.detail,
-            now=now,
-        )
-
-
-def safe_name(name: str) -> str:
-    """A file name that cannot climb out of its folder or hide."""
-    cleaned = _SAFE_NAME.sub("_", name.rsplit("/", 1)[-1]).lstrip(".")
-    return cleaned[:100] or "attachment"
