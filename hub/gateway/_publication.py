@@ -3,8 +3,9 @@
 - the directory where node agents read it: an admitted authority's card (KV ``card.<ID>`` and
   its key history) and its two consumers; a revoked authority's ``revoked.<ID>`` marker;
 - a batch's answers, once its checkpoint is signed: each delivery and verdict with the entry,
-  the checkpoint and the entry's inclusion proof (:func:`answers`, pure; the verdicts on an
-  authority's receipts in one message), all published in flight together (:func:`send_all`).
+  the checkpoint and the entry's inclusion proof (:func:`answers`, pure; what goes to one
+  addressee in one message, and the verdicts on an authority's receipts in one message), all
+  published in flight together (:func:`send_all`).
 
 The service (``hub.gateway.service``) decides and records; it calls these in its order.
 """
