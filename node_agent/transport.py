@@ -10,6 +10,7 @@ commit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
@@ -23,6 +24,7 @@ from hub.errors import HubError, UnavailableError
 from hub.gateway.connection import connect
 from hub.gateway.intake_client import IntakeClient
 from hub.gateway.nats_security import delivery_consumer, verdict_consumer
+from hub.ledger.pull import PullConsumer
 from hub.logs import get_logger
 from schemas.codec import decode
 from schemas.directory import AdmittedCard
@@ -107,9 +109,12 @@ class HubLink(IntakeClient):
             for pump in pumps:
                 pump.cancel()
             await asyncio.gather(*pumps, return_exceptions=True)
+            for consumer in (deliveries, verdicts):
+                with contextlib.suppress(Exception):  # the connection may be closing already
+                    await consumer.close()
 
-    async def _bind(self, stream: str, durable: str) -> JetStreamContext.PullSubscription:
-        return await self.js.pull_subscribe_bind(durable=durable, stream=stream)
+    async def _bind(self, stream: str, durable: str) -> PullConsumer:
+        return await PullConsumer.bind(self.js, stream, durable)
 
 
 def _as_verdicts(msg: Msg) -> Inbound:
@@ -125,7 +130,7 @@ def _as_deliveries(msg: Msg) -> Inbound:
 
 
 async def _pump(
-    sub: JetStreamContext.PullSubscription,
+    sub: PullConsumer,
     stop: asyncio.Event,
     queue: asyncio.Queue[Inbound],
     convert: Callable[[Msg], Inbound],

@@ -368,6 +368,8 @@ class HubService:
                     continue
                 await self._handle(msgs)
         finally:
+            with contextlib.suppress(nats.errors.Error):  # the connection may be closed already
+                await sub.close()
             await responder.stop()
             ticker.cancel()
             await asyncio.gather(ticker, return_exceptions=True)

@@ -36,6 +36,7 @@ from nats.js.kv import KeyValue
 
 from hub import subjects
 from hub.errors import ConflictError, HubError, UnavailableError
+from hub.ledger.pull import PullConsumer
 
 __all__ = [
     "ContentStore",
@@ -163,17 +164,22 @@ async def _ensure_topology(js: JetStreamContext, layout: StreamLayout) -> None:
             )
 
 
-async def intake_subscription(js: JetStreamContext) -> JetStreamContext.PullSubscription:
-    """The hub's durable pull consumer on the intake, shared by every hub instance."""
+async def intake_subscription(js: JetStreamContext) -> PullConsumer:
+    """The hub's durable pull consumer on the intake, shared by every hub instance (created by
+    the first to start)."""
     config = js_api.ConsumerConfig(
+        name="hub",
         durable_name="hub",
         ack_policy=js_api.AckPolicy.EXPLICIT,
         ack_wait=30.0,
         max_ack_pending=4096,
+        filter_subject="mla.submit.>",
     )
-    return await js.pull_subscribe(
-        "mla.submit.>", durable="hub", stream=subjects.SUBMIT_STREAM, config=config
-    )
+    try:
+        await js.consumer_info(subjects.SUBMIT_STREAM, "hub")
+    except NotFoundError:
+        await js.add_consumer(subjects.SUBMIT_STREAM, config)
+    return await PullConsumer.bind(js, subjects.SUBMIT_STREAM, "hub")
 
 
 class _Ack(msgspec.Struct):
