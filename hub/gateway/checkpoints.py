@@ -134,11 +134,24 @@ class CheckpointStore:
                 await self._kv.update(checkpoint_key(size), updated.note.encode(), entry.revision)
             except KeyWrongLastSequenceError:
                 continue  # another witness got in first: merge again
-            latest = await self.get()
-            if latest is not None and self._log.open(latest).size == size:
-                await self._kv.put(_LATEST, updated.note.encode())
+            await self._refresh_latest(size)
             return updated.note
         raise UnavailableError("checkpoints: too many concurrent cosignatures; retry")
+
+    async def _refresh_latest(self, size: int) -> None:
+        """``latest`` takes the cosignatures of ``size`` while it is that checkpoint; compare
+        and set, so a newer checkpoint stored meanwhile is never replaced by an older one."""
+        for _ in range(_CAS_RETRIES):
+            try:
+                latest = await self._kv.get(_LATEST)
+            except (KeyNotFoundError, NotFoundError):
+                return
+            if self._log.open((latest.value or b"").decode()).size != size:
+                return  # a newer checkpoint is the latest: it stays
+            note = await self.get(size)  # with every cosignature gathered so far
+            with contextlib.suppress(KeyWrongLastSequenceError):  # changed meanwhile: look again
+                await self._kv.update(_LATEST, (note or "").encode(), latest.revision)
+                return
 
     async def all_notes(self) -> list[str]:
         """Every stored checkpoint note, in issue (size) order."""
