@@ -138,6 +138,7 @@ def _admit_envelope(
         content_digest=verified.envelope_digest,
         content=raw,
         deliveries=deliveries,
+        decoded=header,
     )
 
 
@@ -163,6 +164,7 @@ def _admit_receipt(receipt: Receipt, intake_sender: str, state: HubState) -> Dec
         message_id=body.receipt_id,
         reply_to=intake_sender,
         deliveries=deliveries,
+        decoded=body,
     )
 
 

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from hub.errors import HubError
-from schemas.envelope import Envelope
+from schemas.envelope import Envelope, Header
 from schemas.ledger import LedgerEvent, SubmissionRejected
-from schemas.receipt import Receipt
+from schemas.receipt import Receipt, ReceiptBody
 
 __all__ = ["Accept", "Decision", "Duplicate", "Item", "Limits", "Reject"]
 
@@ -19,6 +19,10 @@ Item = Envelope | Receipt
 class Limits:
     max_submission_bytes: int = 4 * 1024 * 1024
     max_clock_skew: timedelta = timedelta(minutes=5)
+
+
+Decoded = Header | ReceiptBody  # an event's header or receipt body, decoded by admission from
+# the very bytes the ledger entry holds: folding the entry need not decode it again
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +36,12 @@ class Accept:
     content_digest: bytes | None = None
     content: bytes | None = None
     deliveries: tuple[tuple[str, Item], ...] = ()
+    decoded: Decoded | None = None
+
+    @property
+    def stored_content(self) -> tuple[bytes, bytes] | None:
+        """(digest, sealed bytes) to keep in the content store, if there is content."""
+        return _content_pair(self.content_digest, self.content)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +58,15 @@ class Duplicate:
     deliveries: tuple[tuple[str, Item], ...] = ()
     content_digest: bytes | None = None
     content: bytes | None = None
+
+    @property
+    def stored_content(self) -> tuple[bytes, bytes] | None:
+        """(digest, sealed bytes) to store again, if there is content."""
+        return _content_pair(self.content_digest, self.content)
+
+
+def _content_pair(digest: bytes | None, content: bytes | None) -> tuple[bytes, bytes] | None:
+    return None if digest is None or content is None else (digest, content)
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,7 @@ from hub.gateway._publication import (
 )
 from hub.gateway.admission import Accept, Decision, Duplicate, Limits, Reject, admit
 from hub.gateway.checkpoints import CheckpointStore, TransparencyResponder
+from hub.gateway.decisions import Decoded
 from hub.ledger.folding import HeapSettler, collector_paused
 from hub.ledger.projections.directory import Directory, DirectoryChange
 from hub.ledger.projections.state import HubState
@@ -165,20 +166,22 @@ class HubService:
             self._log.info("ledger_caught_up", entries=folded, next_index=self.state.next_index)
         return folded
 
-    async def _fold(self, entry: LedgerEntry, data: bytes) -> bool:
+    async def _fold(self, entry: LedgerEntry, data: bytes, decoded: Decoded | None = None) -> bool:
         """Apply one entry everywhere; True when it changed the directory."""
         if entry.index < self.state.next_index:
             return False  # folded already (see _apply)
-        change = self._apply(entry, data)
+        change = self._apply(entry, data, decoded)
         await self._announce(entry, change)
         return change is not None
 
-    def _apply(self, entry: LedgerEntry, data: bytes) -> DirectoryChange | None:
+    def _apply(
+        self, entry: LedgerEntry, data: bytes, decoded: Decoded | None = None
+    ) -> DirectoryChange | None:
         if entry.index < self.state.next_index:
             # Folded already: a second leaf for it would shift every later proof off its
             # entry (the ticker's catch-up once did this to an append in flight; _busy).
             return None
-        change = self.state.apply(entry)
+        change = self.state.apply(entry, decoded)
         self.log.append(data)
         self._settler.applied()  # collections stay short however large the state grows
         return change
@@ -230,29 +233,21 @@ class HubService:
 
     async def _carry_out(self, decision: Decision) -> Outcome:
         if isinstance(decision, Accept):
-            content = None
-            if decision.content is not None and decision.content_digest is not None:
-                content = (decision.content_digest, decision.content)
-            recorded = await self._append(decision.event, decision.dedup_id, content)
-            return Outcome(
-                decision.reply_to,
-                verdict_for(decision.message_id, "accepted", recorded),
-                decision.message_id,
-                recorded,
-                decision.deliveries,
+            recorded = await self._append(
+                decision.event, decision.dedup_id, decision.stored_content, decision.decoded
             )
-        if isinstance(decision, Duplicate):
+            status = "accepted"
+        elif isinstance(decision, Duplicate):
             recorded = await self._recorded(decision.ledger_index)
-            if decision.content is not None and decision.content_digest is not None:
-                await self._content.put(decision.content_digest, decision.content)
-            return Outcome(
-                decision.reply_to,
-                verdict_for(decision.message_id, "duplicate", recorded),
-                decision.message_id,
-                recorded,
-                decision.deliveries,
-            )
-        return await self._reject(decision)
+            if decision.stored_content is not None:
+                await self._content.put(*decision.stored_content)
+            status = "duplicate"
+        else:
+            return await self._reject(decision)
+        verdict = verdict_for(decision.message_id, status, recorded)
+        return Outcome(
+            decision.reply_to, verdict, decision.message_id, recorded, decision.deliveries
+        )
 
     def _log_recorded(self, outcomes: Sequence[Outcome]) -> None:
         """One line for what a batch recorded: a line per submission was a tenth of the hub's
@@ -278,7 +273,11 @@ class HubService:
         return rejection(decision, recorded)
 
     async def _append(
-        self, event: LedgerEvent, dedup_id: str, content: tuple[bytes, bytes] | None = None
+        self,
+        event: LedgerEvent,
+        dedup_id: str,
+        content: tuple[bytes, bytes] | None = None,
+        decoded: Decoded | None = None,
     ) -> Recorded:
         """Append ``event`` at the next index, and store ``content`` (digest, sealed bytes)
         beside it: concurrent with the append, as a crash between the two is repaired by the
@@ -297,12 +296,12 @@ class HubService:
             self._appending += 1  # stored but not folded yet: no catch-up meanwhile (_busy)
             try:
                 await self._appends.store(data, index=index, dedup_id=dedup_id, content=content)
-                await self._fold(entry, data)
+                await self._fold(entry, data, decoded)
             finally:
                 self._appending -= 1
         else:
             sent = await self._appends.send(data, index=index, dedup_id=dedup_id, content=content)
-            self._appends.hold(sent, entry, self._apply(entry, data))
+            self._appends.hold(sent, entry, self._apply(entry, data, decoded))
         return Recorded(entry.index, entry.recorded_at, data)
 
     async def _confirm(self) -> None:

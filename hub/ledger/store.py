@@ -190,6 +190,7 @@ class _Ack(msgspec.Struct):
 
 
 _ACK = msgspec.json.Decoder(_Ack)
+_PRUNE_ABOVE = 16_384  # futures awaiting an ack, beyond which the given-up ones are dropped
 
 
 class Pipeline:
@@ -208,26 +209,32 @@ class Pipeline:
         self._nc = nc
         self._prefix = ""
         self._next = 0
-        self._waiting: dict[str, asyncio.Future[int]] = {}  # by reply token, until done
+        self._waiting: dict[str, asyncio.Future[int]] = {}  # by reply token, until acked
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def publish(
         self, subject: str, payload: bytes, headers: dict[str, str] | None = None
     ) -> asyncio.Future[int]:
         """Send one message; the future resolves to its stream sequence."""
-        if not self._prefix:
+        if self._loop is None:
             prefix = self._nc.new_inbox() + "."
             await self._nc.subscribe(prefix + "*", cb=self._on_ack)
-            self._prefix = prefix
+            self._prefix, self._loop = prefix, asyncio.get_running_loop()
         self._next += 1
+        if len(self._waiting) > _PRUNE_ABOVE and self._next % _PRUNE_ABOVE == 0:
+            self._prune()
         token = str(self._next)
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[int] = self._loop.create_future()
         self._waiting[token] = future
-        future.add_done_callback(lambda _: self._waiting.pop(token, None))
         await self._nc.publish(subject, payload, reply=self._prefix + token, headers=headers)
         return future
 
+    def _prune(self) -> None:
+        """Forget futures given up (cancelled) whose ack never came: a lost connection."""
+        self._waiting = {token: f for token, f in self._waiting.items() if not f.done()}
+
     async def _on_ack(self, msg: Msg) -> None:
-        future = self._waiting.get(msg.subject[len(self._prefix) :])
+        future = self._waiting.pop(msg.subject[len(self._prefix) :], None)
         if future is None or future.done():
             return
         if msg.headers and msg.headers.get("Status") == "503":  # no stream for the subject

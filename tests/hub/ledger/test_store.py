@@ -19,6 +19,7 @@ from hub.errors import UnavailableError
 from hub.gateway.connection import close, connect
 from hub.gateway.intake_client import IntakeClient
 from hub.gateway.nats_server import EmbeddedNats
+from hub.ledger import store
 from hub.ledger.store import ContentStore, Ledger, LedgerConflict, Pipeline, ensure_topology
 
 pytestmark = pytest.mark.nats
@@ -33,6 +34,10 @@ async def nc(nats_server: EmbeddedNats) -> AsyncIterator[NatsClient]:
         yield client
     finally:
         await close(client)
+
+
+async def _ignore(msg: object) -> None:
+    return None
 
 
 async def _append(pipeline: Pipeline, index: int, dedup_id: str) -> int | BaseException:
@@ -80,6 +85,21 @@ class TestPipelinedAppend:
         ack = await Pipeline(nc).publish("no.stream.here", b"x")
         with pytest.raises(nats.js.errors.NoStreamResponseError):
             await asyncio.wait_for(ack, 2.0)
+
+    async def test_publishes_given_up_without_an_ack_are_forgotten(
+        self, nc: NatsClient, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(store, "_PRUNE_ABOVE", 8)
+        await nc.subscribe("void.listener", cb=_ignore)  # takes them, never answers
+        pipeline = Pipeline(nc)
+        lost = [await pipeline.publish("void.listener", b"x") for _ in range(20)]
+        for ack in lost:
+            ack.cancel()  # as a batch that timed out does
+        stored = [
+            await Ledger.start_append(pipeline, b"e", index=i, dedup_id=f"d{i}") for i in range(40)
+        ]
+        assert await asyncio.gather(*stored) == list(range(1, 41))
+        assert len(pipeline._waiting) <= 8  # the 20 given up are gone, the 40 acked too
 
     async def test_content_put_is_a_key_of_the_bucket(self, nc: NatsClient) -> None:
         pipeline, digest = Pipeline(nc), bytes(32)
