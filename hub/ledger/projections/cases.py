@@ -9,8 +9,10 @@ is inside the hashed ledger entry; ``now`` is always an argument.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
+
+import msgspec
 
 from hub.errors import ValidationError
 from hub.ledger.cases import case_event_of
@@ -20,8 +22,7 @@ from schemas.envelope import CaseMeta, Handling, Header
 __all__ = ["CaseRecord", "CaseStatus", "Cases", "Holder", "TrailItem", "status_of"]
 
 
-@dataclass(frozen=True, slots=True)
-class Holder:
+class Holder(msgspec.Struct, frozen=True):
     """Who holds the request: the requested central authority, or a competent authority."""
 
     name: str
@@ -30,8 +31,7 @@ class Holder:
     since: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class TrailItem:
+class TrailItem(msgspec.Struct, frozen=True):
     index: int
     type: str
     actor: str
@@ -40,8 +40,7 @@ class TrailItem:
     message_id: str
 
 
-@dataclass(slots=True)
-class CaseRecord:
+class CaseRecord(msgspec.Struct):
     """What the ledger says about one case so far."""
 
     case_id: str
@@ -65,9 +64,9 @@ class CaseRecord:
     outcome: str | None = None  # the terminal state first reached (kept after case.close)
     postponed_until: datetime | None = None
     acknowledged_reference: str | None = None
-    transfers: list[Holder] = field(default_factory=list)
-    led_to: list[str] = field(default_factory=list)
-    trail: list[TrailItem] = field(default_factory=list)
+    transfers: list[Holder] = msgspec.field(default_factory=list)
+    led_to: list[str] = msgspec.field(default_factory=list)
+    trail: list[TrailItem] = msgspec.field(default_factory=list)
     receipts: int = 0
 
     @property

@@ -7,13 +7,12 @@ rejected submissions so a replayed bad submission is not recorded twice.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 __all__ = ["MessageIndex", "MessageRecord"]
 
 
-@dataclass(frozen=True, slots=True)
-class MessageRecord:
+class MessageRecord(msgspec.Struct, frozen=True):
     ledger_index: int
     message_id: str
     case_id: str
