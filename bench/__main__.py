@@ -41,7 +41,6 @@ PLANS = {
         e2e_cluster=E2EConfig(
             paced_count=1000, saturated_count=4000, phase_limit_s=45.0, replicas=3
         ),
-        equal_priority=True,
     ),
     "quick": Plan(
         js_sync=600,

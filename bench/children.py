@@ -30,11 +30,10 @@ def child_env() -> dict[str, str]:
 class Child:
     """One ``python -m bench.<module>`` process that prints ``ready`` once it serves."""
 
-    def __init__(self, module: str, args: list[str], log: Path, *, nice: int = 0) -> None:
+    def __init__(self, module: str, args: list[str], log: Path) -> None:
         self.module = module
         self.args = args
         self.log = log
-        self.nice = nice  # added to its scheduling niceness (lower priority) from the start
         self.process: asyncio.subprocess.Process | None = None
 
     async def start(self) -> str:
@@ -51,9 +50,6 @@ class Child:
                 cwd=REPO_ROOT,
                 env=child_env(),
             )
-        if self.nice:
-            with contextlib.suppress(OSError):  # lowering one's own priority needs no right
-                os.setpriority(os.PRIO_PROCESS, self.process.pid, os.nice(0) + self.nice)
         assert self.process.stdout is not None
         try:
             line = await asyncio.wait_for(self.process.stdout.readline(), _READY_S)

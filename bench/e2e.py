@@ -55,10 +55,6 @@ class E2EConfig:
     warmup: int = 40
     replicas: int = 1
     profile_dir: Path | None = None
-    # The recipients' agents stand for other authorities' machines: on this shared box they run
-    # at this niceness (lower priority), so that they do not preempt the hub they would not
-    # share cores with in a deployment; 0 runs everything at one priority (also reported).
-    agents_nice: int = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +72,6 @@ class PhaseResult:
     writes_per_request: float | None = None
     stream_writes: dict[str, int] = field(default_factory=dict)
     cpu_cores: dict[str, float] = field(default_factory=dict)  # busy cores per process
-    niceness: dict[str, int] = field(default_factory=dict)  # of hub and agents, as they ran
     problems: list[str] = field(default_factory=list)  # child exits and log warnings, if any
 
 
@@ -228,15 +223,6 @@ async def _stream_counts(js: JetStreamContext) -> dict[str, int]:
     return counts
 
 
-def _niceness(pids: dict[str, list[int]]) -> dict[str, int]:
-    """The scheduling niceness each child ran at (the highest of a group's processes)."""
-    found = {}
-    for name in ("hub", "agents"):
-        with contextlib.suppress(OSError):
-            found[name] = max(os.getpriority(os.PRIO_PROCESS, pid) for pid in pids[name])
-    return found
-
-
 def _children(
     root: Path, nats: Nats, config: E2EConfig, operator: OperatorKey
 ) -> tuple[Child, list[Child]]:
@@ -258,7 +244,6 @@ def _children(
             + ["--ids", authority, "--operator-key", key]
             + (["--profile", str(profile / f"agents-{authority}.pstats")] if profile else []),
             root / f"agents-{authority}.log",
-            nice=config.agents_nice,
         )
         for k, authority in enumerate(RECIPIENTS)
     ]
@@ -327,8 +312,7 @@ async def run_e2e(root: Path, nats: Nats, config: E2EConfig) -> list[PhaseResult
                 "driver": [os.getpid()],
             }
             items = _sealed(senders, recipients, config.saturated_count)
-            saturated = await _saturation(tracker, clients, items, config, js, pids)
-            results.append(replace(saturated, niceness=_niceness(pids)))
+            results.append(await _saturation(tracker, clients, items, config, js, pids))
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()

@@ -200,11 +200,6 @@ _ROWS: tuple[tuple[str, str, str], ...] = (
     ),
     (
         "product",
-        "e2e requests/s, replicated, agents at hub priority",
-        "product.e2e_requests_per_s_replicated_equal_priority",
-    ),
-    (
-        "product",
         "e2e requests/s, real R3 cluster on loopback",
         "product.e2e_requests_per_s_cluster_r3",
     ),
@@ -261,12 +256,7 @@ def render(results: Results) -> str:
         value = _fmt(get(results, target.path))
         lines.append(f"  {target.label:<{width + 4}}{value:>10}  {mark}")
     lines.append("\nSATURATED E2E: WHERE THE LATENCY SITS, AND CPU BUSY PER PROCESS (cores)")
-    for key in (
-        "e2e_phases_fsync",
-        "e2e_phases_replicated",
-        "e2e_phases_replicated_equal_priority",
-        "e2e_phases_cluster_r3",
-    ):
+    for key in ("e2e_phases_fsync", "e2e_phases_replicated", "e2e_phases_cluster_r3"):
         for phase in get(results, f"product.{key}") or []:
             if phase["name"] != "saturated":
                 continue

@@ -46,11 +46,6 @@ NOTES = (
     "e2e: 4 senders -> 4 recipients; a request completes when the recipient's receipt is "
     "appended to the ledger; rate = steady state between the 10th and 90th percentile "
     "completion; latency = receipt entry recorded_at - publish time (same host clock)",
-    "e2e: the 4 recipients' node agents stand for other authorities' machines; on this shared "
-    "box they run at nice +5 (E2EConfig.agents_nice), so they do not preempt the hub, which "
-    "they would not share cores with in a deployment; their work is all still done on these "
-    "cores. The full run repeats the replicated e2e with them at the hub's priority: "
-    "product.e2e_requests_per_s_replicated_equal_priority",
     "e2e: senders pre-seal (sealing is in the crypto floor) and publish with IntakeClient; no "
     "sender agents run, so their verdicts and receipt deliveries stay queued and the sender's "
     "receipt check is not on the measured path; recipients are real node agents",
@@ -90,7 +85,6 @@ class Plan:
     e2e: E2EConfig
     e2e_replicated: E2EConfig
     e2e_cluster: E2EConfig | None
-    equal_priority: bool = False  # also run the replicated e2e with the agents at our priority
 
     def with_bulk(self, sizes: tuple[int, ...]) -> Plan:
         return replace(self, bulk=tuple(dict.fromkeys(self.bulk + sizes)))
@@ -208,13 +202,6 @@ async def _mode(run: _Run, plan: Plan, fsync: bool, payload_size: int) -> None:
             run_e2e(run.root / f"e2e-{tag}-data", nats, config),
         )
     _e2e_figures(run, suffix, phases)
-    if plan.equal_priority and not fsync:
-        async with single(run.root / "e2e-equal", fsync=False) as nats:
-            phases = await run.phase(
-                "product: e2e again, the agents at the hub's priority (nofsync)",
-                run_e2e(run.root / "e2e-equal-data", nats, replace(config, agents_nice=0)),
-            )
-        _e2e_figures(run, "_replicated_equal_priority", phases)
 
 
 async def _cluster(run: _Run, plan: Plan, payload_size: int) -> None:
@@ -275,9 +262,6 @@ def _ratios(run: _Run) -> None:
             rep, g("floor.js_publish_pipelined_per_s"), 1 / n
         ),
         "e2e_replicated_vs_crypto_floor_2_cores": ratio(rep, crypto, 2),
-        "e2e_replicated_equal_priority_vs_crypto_floor_2_cores": ratio(
-            g("product.e2e_requests_per_s_replicated_equal_priority"), crypto, 2
-        ),
         "e2e_cluster_r3_vs_js_publish_pipelined_r3": ratio(
             g("product.e2e_requests_per_s_cluster_r3"), g("floor.js_publish_pipelined_r3_per_s")
         ),

@@ -71,11 +71,6 @@ def test_tiny_bench_writes_every_stable_key(tmp_path: Path) -> None:
     # (plus what a hub batch sends one addressee together: deliveries, receipt verdicts)
     measured = _get(results, "product.js_writes_per_request_receipt_measured")
     assert len(WRITES) < measured <= len(WRITES) + len(SHARED_WRITES)
-    # the simulated remote agents ran at lower priority than the hub, as the notes say
-    [saturated] = [
-        p for p in _get(results, "product.e2e_phases_replicated") if p["name"] == "saturated"
-    ]
-    assert saturated["niceness"]["agents"] == saturated["niceness"]["hub"] + 5, saturated
     machine = results["machine"]
     assert machine["cores"] and machine["nats_server"] and machine["packages"]["nats-py"]
     assert "TARGETS" in run.stdout
