@@ -55,6 +55,7 @@ class E2EConfig:
     warmup: int = 40
     replicas: int = 1
     profile_dir: Path | None = None
+    atomic_batches: bool = False  # the hub's setting (as hub.runtime sets it with fsync)
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +233,7 @@ def _children(
     hub = Child(
         "bench.hub_proc",
         ["--url", urls[0], "--operator-key", key, "--replicas", str(config.replicas)]
+        + (["--atomic-batches"] if config.atomic_batches else [])
         + (["--profile", str(profile / "hub.pstats")] if profile else []),
         root / "hub.log",
     )

@@ -28,6 +28,7 @@ async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
             operator_key=bytes.fromhex(args.operator_key),
             log_key=new_log_key("bench.mla-hub.example", os.urandom(32)),
             layout=StreamLayout(replicas=args.replicas),
+            atomic_batches=args.atomic_batches,
         )
         say_ready(f"next_index={service.state.next_index}")
         await service.run(stop)
@@ -40,6 +41,7 @@ def main() -> None:
     parser.add_argument("--url", required=True)
     parser.add_argument("--operator-key", required=True)
     parser.add_argument("--replicas", type=int, default=1)
+    parser.add_argument("--atomic-batches", action="store_true")
     parser.add_argument("--profile", type=Path)
     args = parser.parse_args()
     logs.configure("info")

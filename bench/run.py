@@ -195,7 +195,8 @@ async def _mode(run: _Run, plan: Plan, fsync: bool, payload_size: int) -> None:
             measure_hub_process(nats.urls[0], plan.hub_pairs, plan.direct_limit_s),
         )
     run.put(f"product.hub_process_per_s{'' if fsync else '_nofsync'}", process)
-    config = plan.e2e if fsync else plan.e2e_replicated
+    # The hub runs as hub.runtime would with such a server: atomic batches with fsync only.
+    config = replace(plan.e2e, atomic_batches=True) if fsync else plan.e2e_replicated
     async with single(run.root / f"e2e-{tag}", fsync=fsync) as nats:
         phases = await run.phase(
             f"product: e2e, hub and agents in their own processes ({tag})",

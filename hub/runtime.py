@@ -137,6 +137,7 @@ async def running_hub(
                 layout=StreamLayout(replicas=settings.replicas),
                 on_admitted=hooks.on_admitted,
                 on_entry=hooks.on_entry,
+                atomic_batches=embedded is not None and settings.sync_always,
             )
             hooks.service = service
             await hooks.on_admitted(service.state.directory)  # in step from the start

@@ -69,10 +69,13 @@ class HubHarness:
         *,
         external_url: str | None = None,
         layout: StreamLayout = StreamLayout(),
+        atomic_batches: bool | None = None,
     ) -> None:
-        """``external_url``: use that NATS (e.g. a test cluster) instead of starting one."""
+        """``external_url``: use that NATS (e.g. a test cluster) instead of starting one.
+        ``atomic_batches``: as hub.runtime sets it by default: on with the embedded server."""
         self.root = root
         self.external_url = external_url
+        self.atomic_batches = external_url is None if atomic_batches is None else atomic_batches
         self.layout = layout
         self.operator = OperatorKey.generate()
         self.log_key = new_log_key("test.mla-hub.example", os.urandom(32))
@@ -103,6 +106,7 @@ class HubHarness:
             log_key=self.log_key,
             limits=self.limits,
             layout=self.layout,
+            atomic_batches=self.atomic_batches,
         )
         self._stop = asyncio.Event()
         self._task = asyncio.create_task(self.service.run(self._stop))

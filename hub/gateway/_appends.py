@@ -4,7 +4,8 @@ A batch's appends (each with its sealed content beside it) are sent one after an
 waiting, so they reach the server in index order and each finds its expected last sequence; the
 service folds each entry at once, so the next decision sees it. :meth:`Appends.confirm` then
 reads every ack of the batch with one timeout and names the first failure, after which the
-service rebuilds its state from the ledger (``hub.gateway.service``).
+service rebuilds its state from the ledger (``hub.gateway.service``). Where the server has
+them, the batch's appends travel as one JetStream atomic batch (``hub.ledger.batches``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 import nats.errors
 
 from hub.errors import UnavailableError
+from hub.ledger.batches import LedgerBatch
 from hub.ledger.projections.directory import DirectoryChange
 from hub.ledger.store import ContentStore, Ledger, LedgerConflict, Pipeline
 from schemas.ledger import LedgerEntry
@@ -37,10 +39,17 @@ class Sent:
 class Appends:
     """The ledger writes of one hub instance."""
 
-    def __init__(self, ledger: Ledger, content: ContentStore, pipeline: Pipeline) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        content: ContentStore,
+        pipeline: Pipeline,
+        batch: LedgerBatch | None = None,
+    ) -> None:
         self._ledger = ledger
         self._content = content
         self._pipeline = pipeline
+        self.batch = batch  # a batch's appends in one atomic batch (hub.ledger.batches)
         self._held: list[tuple[Sent, LedgerEntry, DirectoryChange | None]] = []
         self._confirming = 0
 
@@ -65,7 +74,12 @@ class Appends:
         the connection refuses them: then nothing is held; an append that did go out makes the
         next one at ``index`` conflict, and the batch fails)."""
         try:
-            ack = await Ledger.start_append(self._pipeline, data, index=index, dedup_id=dedup_id)
+            if self.batch is None:
+                ack = await Ledger.start_append(
+                    self._pipeline, data, index=index, dedup_id=dedup_id
+                )
+            else:
+                ack = await self.batch.add(data, index=index, dedup_id=dedup_id)
             put = None
             if content is not None:
                 put = await ContentStore.start_put(self._pipeline, *content)
@@ -97,6 +111,8 @@ class Appends:
             return []
         self._confirming += len(held)
         try:
+            if self.batch is not None:
+                await self._commit()
             await asyncio.wait_for(asyncio.gather(*acks, return_exceptions=True), APPEND_TIMEOUT_S)
             for sent, _, _ in held:
                 Ledger.appended(_result(sent.ack), index=sent.index, dedup_id=sent.dedup_id)
@@ -109,6 +125,13 @@ class Appends:
             for ack in acks:  # no publish is left waiting for its ack (no-op once done)
                 ack.cancel()
         return [(entry, change) for _, entry, change in held]
+
+    async def _commit(self) -> None:
+        assert self.batch is not None
+        try:
+            await self.batch.commit()
+        except nats.errors.Error as e:
+            raise UnavailableError(f"ledger: batch not committed ({e})") from e
 
 
 def _result(ack: asyncio.Future[int]) -> int | BaseException:

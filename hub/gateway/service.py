@@ -44,6 +44,7 @@ from hub.gateway._publication import (
 from hub.gateway.admission import Accept, Decision, Duplicate, Limits, Reject, admit
 from hub.gateway.checkpoints import CheckpointStore, TransparencyResponder
 from hub.gateway.decisions import Decoded
+from hub.ledger.batches import LedgerBatch, enable_atomic_batches
 from hub.ledger.folding import HeapSettler, collector_paused
 from hub.ledger.projections.directory import Directory, DirectoryChange
 from hub.ledger.projections.state import HubState
@@ -124,8 +125,10 @@ class HubService:
         layout: StreamLayout = StreamLayout(),
         on_entry: Callable[[LedgerEntry], None] | None = None,
         on_admitted: Callable[[Directory], Awaitable[None]] | None = None,
+        atomic_batches: bool = False,
     ) -> HubService:
-        """Create the topology if needed and fold the whole ledger into memory."""
+        """Create the topology if needed and fold the whole ledger into memory (a batch's
+        appends in one atomic batch if ``atomic_batches``: see ``hub.ledger.batches``)."""
         js = nc.jetstream()
         await ensure_topology(js, layout)
         log = TransparencyLog(log_key)
@@ -141,6 +144,8 @@ class HubService:
             on_entry=on_entry,
             on_admitted=on_admitted,
         )
+        if atomic_batches and await enable_atomic_batches(js, nc):
+            service._appends.batch = LedgerBatch(nc, service._pipeline)
         with collector_paused():  # the whole ledger at start: see hub.ledger.folding
             await service.catch_up()
         await service.checkpoints.publish(log.checkpoint())

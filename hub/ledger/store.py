@@ -119,6 +119,7 @@ async def _ensure_topology(js: JetStreamContext, layout: StreamLayout) -> None:
             deny_delete=True,
             deny_purge=True,
             allow_direct=True,
+            allow_atomic=True,  # where the server has it (hub.ledger.batches)
         ),
         js_api.StreamConfig(
             name=subjects.DELIVER_STREAM,

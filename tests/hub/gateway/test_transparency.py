@@ -185,6 +185,8 @@ class TestCatchUpRace:
         async def send_then_catch_up(data: bytes, **kw: Any) -> Sent:  # batches: in flight
             sent = await send(data, **kw)
             assert service._busy()
+            if appends.batch is not None:  # an atomic batch is stored at its commit
+                await appends.batch.commit()
             await sent.ack  # stored: what a ticker running right now would read
             caught.append(await service.catch_up())
             return sent
