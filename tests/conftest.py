@@ -6,8 +6,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from nats.aio.client import Client as NatsClient
 
+from hub.gateway.connection import close, connect
 from hub.gateway.nats_server import EmbeddedNats, NatsServerOptions
+from hub.ledger.store import ensure_topology
 from tests.harness import HubHarness
 
 
@@ -31,3 +34,15 @@ async def hub(tmp_path: Path) -> AsyncIterator[HubHarness]:
         yield harness
     finally:
         await harness.close()
+
+
+@pytest.fixture
+async def nc(nats_server: EmbeddedNats) -> AsyncIterator[NatsClient]:
+    """A client of the test's nats-server, with the hub's streams and buckets made."""
+    assert nats_server.url is not None
+    client = await connect(nats_server.url, name="test-client")
+    await ensure_topology(client.jetstream())
+    try:
+        yield client
+    finally:
+        await close(client)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -20,25 +19,11 @@ from hub import subjects
 from hub.crypto.checkpoint import cosign_with
 from hub.crypto.keys import AuthorityKeys
 from hub.gateway.checkpoints import CheckpointStore
-from hub.gateway.connection import close, connect
-from hub.gateway.nats_server import EmbeddedNats
-from hub.ledger.store import ensure_topology
 from hub.ledger.transparency import SignedCheckpoint, TransparencyLog, new_log_key
 
 pytestmark = pytest.mark.nats
 
 WITNESS = "XA-MOJ"
-
-
-@pytest.fixture
-async def nc(nats_server: EmbeddedNats) -> AsyncIterator[NatsClient]:
-    assert nats_server.url is not None
-    client = await connect(nats_server.url, name="test-checkpoints")
-    await ensure_topology(client.jetstream())
-    try:
-        yield client
-    finally:
-        await close(client)
 
 
 class _StoresAheadOnRead:

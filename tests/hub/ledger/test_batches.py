@@ -8,30 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
 
 import pytest
 from nats.aio.client import Client as NatsClient
 
 from hub import subjects
 from hub.errors import UnavailableError
-from hub.gateway.connection import close, connect
-from hub.gateway.nats_server import EmbeddedNats
 from hub.ledger.batches import LedgerBatch, enable_atomic_batches
-from hub.ledger.store import Ledger, LedgerConflict, Pipeline, ensure_topology
+from hub.ledger.store import Ledger, LedgerConflict, Pipeline
 
 pytestmark = pytest.mark.nats
-
-
-@pytest.fixture
-async def nc(nats_server: EmbeddedNats) -> AsyncIterator[NatsClient]:
-    assert nats_server.url is not None
-    client = await connect(nats_server.url, name="test-batches")
-    await ensure_topology(client.jetstream())
-    try:
-        yield client
-    finally:
-        await close(client)
 
 
 async def _batch(nc: NatsClient) -> LedgerBatch:

@@ -8,7 +8,6 @@ batch of submissions handed to the intake counts only what JetStream acknowledge
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import nats.js.errors
 import pytest
@@ -16,24 +15,11 @@ from nats.aio.client import Client as NatsClient
 
 from hub import subjects
 from hub.errors import UnavailableError
-from hub.gateway.connection import close, connect
 from hub.gateway.intake_client import IntakeClient
-from hub.gateway.nats_server import EmbeddedNats
 from hub.ledger import store
-from hub.ledger.store import ContentStore, Ledger, LedgerConflict, Pipeline, ensure_topology
+from hub.ledger.store import ContentStore, Ledger, LedgerConflict, Pipeline
 
 pytestmark = pytest.mark.nats
-
-
-@pytest.fixture
-async def nc(nats_server: EmbeddedNats) -> AsyncIterator[NatsClient]:
-    assert nats_server.url is not None
-    client = await connect(nats_server.url, name="test-store")
-    await ensure_topology(client.jetstream())
-    try:
-        yield client
-    finally:
-        await close(client)
 
 
 async def _ignore(msg: object) -> None:
