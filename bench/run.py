@@ -46,6 +46,9 @@ NOTES = (
     "e2e: 4 senders -> 4 recipients; a request completes when the recipient's receipt is "
     "appended to the ledger; rate = steady state between the 10th and 90th percentile "
     "completion; latency = receipt entry recorded_at - publish time (same host clock)",
+    "e2e: the hub runs as hub.runtime runs it: with the fsync server, a batch's ledger "
+    "appends travel as one JetStream atomic batch (hub.ledger.batches: one answer and one sync "
+    "a batch); without fsync and on the R3 cluster, each append has its own ack",
     "e2e: senders pre-seal (sealing is in the crypto floor) and publish with IntakeClient; no "
     "sender agents run, so their verdicts and receipt deliveries stay queued and the sender's "
     "receipt check is not on the measured path; recipients are real node agents",
