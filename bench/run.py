@@ -46,6 +46,11 @@ NOTES = (
     "e2e: 4 senders -> 4 recipients; a request completes when the recipient's receipt is "
     "appended to the ledger; rate = steady state between the 10th and 90th percentile "
     "completion; latency = receipt entry recorded_at - publish time (same host clock)",
+    "e2e saturation: the senders keep a window of requests in flight, 256 by default; the "
+    "replicated run keeps 512, as 256 did not saturate it (standalone, 10,000 requests: "
+    "1,410 / 1,652 / 1,841-1,873 / 1,728-1,876 / 1,826 per second with 192 / 256 / 384 / 512 / "
+    "768 in flight, CPU per request falling as hub batches grow); with fsync 512 gave the "
+    "same rate as 256 (894 vs 898) at twice the latency",
     "e2e: the hub runs as hub.runtime runs it: with the fsync server, a batch's ledger "
     "appends travel as one JetStream atomic batch (hub.ledger.batches: one answer and one sync "
     "a batch); without fsync and on the R3 cluster, each append has its own ack",
