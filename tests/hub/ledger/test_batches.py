@@ -14,6 +14,7 @@ from nats.aio.client import Client as NatsClient
 
 from hub import subjects
 from hub.errors import UnavailableError
+from hub.ledger import batches
 from hub.ledger.batches import LedgerBatch, enable_atomic_batches
 from hub.ledger.store import Ledger, LedgerConflict, Pipeline
 
@@ -92,6 +93,21 @@ async def test_batches_follow_one_another(nc: NatsClient) -> None:
         await _outcomes(acks, index)
         index += size
     assert len(await _stored(nc)) == 8
+
+
+async def test_a_batch_at_the_servers_limit_is_committed_and_the_next_one_begins(
+    nc: NatsClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batches, "_MAX_MESSAGES", 3)  # the server's is 1,000, the commit included
+    batch = await _batch(nc)
+    acks = [await batch.add(b"e%d" % i, index=i, dedup_id=f"d{i}") for i in range(5)]
+    await asyncio.sleep(0.2)
+    # two batches of two, each committed when the limit was reached; the fifth still waits
+    assert await _stored(nc) == [b"e0", b"e1", b"e2", b"e3"]
+    assert [ack.done() for ack in acks] == [True, True, True, True, False]
+    await batch.commit()
+    await _outcomes(acks, 0)
+    assert await _stored(nc) == [b"e%d" % i for i in range(5)]
 
 
 async def test_enabled_on_a_ledger_made_before(nc: NatsClient) -> None:
