@@ -149,8 +149,10 @@ class CheckpointStore:
             if self._log.open((latest.value or b"").decode()).size != size:
                 return  # a newer checkpoint is the latest: it stays
             note = await self.get(size)  # with every cosignature gathered so far
+            if note is None:
+                return  # nothing to copy (never an empty latest)
             with contextlib.suppress(KeyWrongLastSequenceError):  # changed meanwhile: look again
-                await self._kv.update(_LATEST, (note or "").encode(), latest.revision)
+                await self._kv.update(_LATEST, note.encode(), latest.revision)
                 return
 
     async def all_notes(self) -> list[str]:
