@@ -41,7 +41,6 @@ WRITES: tuple[tuple[str, str, str, bool], ...] = (
     ("request", "sender publishes the sealed envelope", "SUBMIT", False),
     ("request", "hub stores sealed bytes (beside the append)", "KV_CONTENT", False),
     ("request", "hub appends the ledger entry", "LEDGER", True),
-    ("request", "hub publishes the verdict to the sender (batched)", "VERDICT", False),
     ("receipt", "recipient publishes the signed receipt", "SUBMIT", False),
     ("receipt", "hub appends the ledger entry", "LEDGER", True),
 )
@@ -49,6 +48,7 @@ WRITES: tuple[tuple[str, str, str, bool], ...] = (
 SHARED_WRITES: tuple[tuple[str, str, str], ...] = (
     ("request", "hub delivers to the recipient, with the batch's others", "DELIVER"),
     ("receipt", "hub delivers the receipt to the sender, with the batch's others", "DELIVER"),
+    ("request", "hub publishes the verdicts on a batch's requests to their sender", "VERDICT"),
     ("receipt", "hub publishes the verdicts on a batch's receipts to their recipient", "VERDICT"),
 )
 HUB_WRITES_PER_REQUEST_RECEIPT = sum(1 for w in WRITES if w[3])

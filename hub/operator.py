@@ -80,8 +80,9 @@ async def submit_admission(client: IntakeClient, request: OperatorCommand, wait:
         RevocationRequest: "revocation",
         AccessRequest: "access statement",
     }[type(request)]
-    await client.publish(request.request_id, encode(request))
-    verdict = await client.wait_verdict(request.request_id, wait)
+    async with client.watch_verdicts() as verdicts:  # open before it is sent: none is missed
+        await client.publish(request.request_id, encode(request))
+        verdict = await verdicts.wait(request.request_id, wait)
     if verdict is None:
         raise UnavailableError(
             f"{what} queued at the hub intake; no verdict yet (is `hub up` running?)"

@@ -179,9 +179,12 @@ class Agent:
         """Send a queued message and wait up to ``wait`` seconds for the hub's verdict."""
         row = self.store.outbox_get(message_id)
         assert row is not None
-        if link is None or not await self.send(link, message_id):
+        if link is None:
             return SendResult("queued", message_id, row.case_id)
-        verdict = await link.wait_verdict(message_id, wait)
+        async with link.watch_verdicts() as verdicts:  # open before it is sent: none is missed
+            if not await self.send(link, message_id):
+                return SendResult("queued", message_id, row.case_id)
+            verdict = await verdicts.wait(message_id, wait)
         if verdict is None:
             return SendResult("submitted", message_id, row.case_id)
         if self.witness is not None:

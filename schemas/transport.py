@@ -35,8 +35,9 @@ class Delivery(Strict, frozen=True, kw_only=True, tag="mla.transport.delivery.v1
 
 
 class Deliveries(Strict, frozen=True, kw_only=True, tag="mla.transport.deliveries.v1"):
-    """Everything one hub batch delivers to one addressee, in ledger order, in one message:
-    one JetStream write and one ack instead of one per item. Each keeps its own entry and
+    """Everything one hub batch delivers to one addressee, in ledger order, in one message
+    (several, each under 1 MiB, for a batch of large ones): one JetStream write and one ack
+    instead of one per item. Each keeps its own entry and
     inclusion proof; the addressee checks and keeps each on its own."""
 
     items: Annotated[list[Delivery], msgspec.Meta(min_length=1)]
@@ -62,12 +63,13 @@ class Verdict(Strict, frozen=True, kw_only=True, tag="mla.transport.verdict.v1")
 
 
 class Verdicts(Strict, frozen=True, kw_only=True, tag="mla.transport.verdicts.v1"):
-    """The verdicts on one authority's receipts recorded in one hub batch, in one message.
+    """One authority's verdicts of one hub batch, in one message (several, each under 1 MiB,
+    for a batch of large ones).
 
-    Nobody waits for a receipt's verdict (the agent's sender only keeps it), so they travel
-    together: one JetStream write and one ack for the batch instead of one per receipt. Each
-    keeps its own entry and inclusion proof. Verdicts on requests stay one message each, on
-    the request's own subject, where a waiting sender subscribes.
+    One JetStream write and one ack for the batch instead of one per submission; each keeps
+    its own entry and inclusion proof. A lone verdict (the only one of its batch for that
+    authority, or one that names no message) stays a :class:`Verdict` on its own subject. A
+    sender waiting for one (``IntakeClient.watch_verdicts``) subscribes before publishing.
     """
 
     verdicts: Annotated[list[Verdict], msgspec.Meta(min_length=1)]

@@ -68,7 +68,7 @@ def test_tiny_bench_writes_every_stable_key(tmp_path: Path) -> None:
         value = _get(results, path)
         assert isinstance(value, int | float) and value > 0, f"{path} = {value!r}"
     # the bench's reading of hub/gateway/service.py must match what the streams recorded
-    # (plus what a hub batch sends one addressee together: deliveries, receipt verdicts)
+    # (plus what a hub batch sends one addressee together: deliveries, verdicts)
     measured = _get(results, "product.js_writes_per_request_receipt_measured")
     assert len(WRITES) < measured <= len(WRITES) + len(SHARED_WRITES)
     machine = results["machine"]

@@ -151,8 +151,9 @@ class TestRefusalNeedsConsultation:
         assert hub.nc is not None
         client = IntakeClient(hub.nc, b.id)
         message_id = decode(env.header, dict)["message_id"]
-        await client.publish(message_id, encode(env))
-        verdict = await client.wait_verdict(message_id, 10.0)
+        async with client.watch_verdicts() as verdicts:
+            await client.publish(message_id, encode(env))
+            verdict = await verdicts.wait(message_id, 10.0)
         assert verdict is not None
         assert (verdict.status, verdict.reason, verdict.rule) == (
             "rejected",

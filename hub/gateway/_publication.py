@@ -4,8 +4,8 @@
   its key history) and its two consumers; a revoked authority's ``revoked.<ID>`` marker;
 - a batch's answers, once its checkpoint is signed: each delivery and verdict with the entry,
   the checkpoint and the entry's inclusion proof (:func:`answers`, pure; what goes to one
-  addressee in one message, and the verdicts on an authority's receipts in one message), all
-  published in flight together (:func:`send_all`).
+  addressee in one message, deliveries and verdicts apart), all published in flight together
+  (:func:`send_all`).
 
 The service (``hub.gateway.service``) decides and records; it calls these in its order.
 """
@@ -13,6 +13,7 @@ The service (``hub.gateway.service``) decides and records; it calls these in its
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,7 +31,6 @@ from hub.ledger.projections.directory import DirectoryChange, DirectoryRecord
 from hub.ledger.store import Pipeline, when_ready
 from hub.ledger.transparency import SignedCheckpoint, TransparencyLog
 from schemas.codec import encode
-from schemas.receipt import Receipt
 from schemas.transport import Deliveries, Delivery, Verdict, Verdicts
 
 __all__ = [
@@ -129,11 +129,11 @@ def answers(
     log: TransparencyLog, checkpoint: SignedCheckpoint, outcomes: Sequence[Outcome]
 ) -> list[Publish]:
     """Every delivery and verdict of ``outcomes``, proved against ``checkpoint``: what goes to
-    one addressee in one message (``Deliveries`` when more than one), the verdicts on an
-    authority's recorded receipts in one message (``Verdicts``), the others one by one."""
-    publishes: list[Publish] = []
-    to_deliver: dict[str, list[Delivery]] = {}
-    on_receipts: dict[str, list[Verdict]] = {}
+    one addressee in one message (``Deliveries``, ``Verdicts``; split so that none exceeds
+    :data:`GROUP_BYTES`), a lone verdict on its own subject (where ``hub admit`` and
+    ``agent send --wait`` look first), as a lone delivery alone."""
+    to_deliver: dict[str, list[tuple[int, bytes]]] = {}
+    to_answer: dict[str, list[tuple[Outcome, Verdict, bytes]]] = {}
     for outcome in outcomes:
         recorded = outcome.recorded
         proof = log.inclusion(recorded.index, checkpoint.size)
@@ -146,38 +146,85 @@ def answers(
                 checkpoint=checkpoint.note,
                 inclusion_proof=proof,
             )
-            to_deliver.setdefault(recipient, []).append(delivery)
+            to_deliver.setdefault(recipient, []).append((recorded.index, encode(delivery)))
         if not subjects.is_token(outcome.reply_to):
             continue  # nowhere to answer; still recorded
         answer = msgspec.structs.replace(
             outcome.verdict, entry=recorded.entry, checkpoint=checkpoint.note, inclusion_proof=proof
         )
-        if _recorded_receipt(outcome):
-            on_receipts.setdefault(outcome.reply_to, []).append(answer)
-            continue
-        subject = subjects.verdict(outcome.reply_to, outcome.token)
-        msg_id = f"v:{outcome.reply_to}:{outcome.token}:{answer.status}"
-        publishes.append((subject, encode(answer), msg_id))
+        to_answer.setdefault(outcome.reply_to, []).append((outcome, answer, encode(answer)))
+    publishes: list[Publish] = []
     for recipient, items in to_deliver.items():
-        low, high = items[0].ledger_index, items[-1].ledger_index
-        if len(items) == 1:  # alone, as it always was
-            data, msg_id = encode(items[0]), f"d:{low}:{recipient}"
-        else:
-            data = encode(Deliveries(items=items))
-            msg_id = f"d:{low}-{high}:{recipient}:{len(items)}"
-        publishes.append((subjects.deliver(recipient), data, msg_id))
-    for authority, verdicts in on_receipts.items():
-        first, last = verdicts[0].ledger_index, verdicts[-1].ledger_index
-        subject = subjects.verdict(authority, f"receipts-{first}")
-        msg_id = f"v:{authority}:receipts:{first}-{last}:{len(verdicts)}"
-        publishes.append((subject, encode(Verdicts(verdicts=verdicts)), msg_id))
+        first = 0
+        for group in _groups([data for _, data in items]):
+            low, high = items[first][0], items[first + len(group) - 1][0]
+            first += len(group)
+            if len(group) == 1:  # alone, as it always was
+                publishes.append((subjects.deliver(recipient), group[0], f"d:{low}:{recipient}"))
+            else:
+                msg_id = f"d:{low}-{high}:{recipient}:{len(group)}"
+                publishes.append((subjects.deliver(recipient), _deliveries(group), msg_id))
+    for authority, answered in to_answer.items():
+        publishes += _verdicts(authority, answered)
     return publishes
 
 
-def _recorded_receipt(outcome: Outcome) -> bool:
-    """A receipt recorded now or before (it is delivered to the message's sender); a refused
-    one delivers nothing and keeps a verdict of its own."""
-    return any(isinstance(item, Receipt) for _, item in outcome.deliveries)
+def _verdicts(authority: str, answered: list[tuple[Outcome, Verdict, bytes]]) -> list[Publish]:
+    """An addressee's verdicts of one batch: together, except one alone, and one that names no
+    message (a refused submission without an id: only its subject says whose it is)."""
+    publishes: list[Publish] = []
+    grouped: list[bytes] = []
+    for outcome, answer, data in answered:
+        if len(answered) == 1 or answer.message_id is None:
+            subject = subjects.verdict(authority, outcome.token)
+            msg_id = f"v:{authority}:{outcome.token}:{answer.status}"
+            publishes.append((subject, data, msg_id))
+        else:
+            grouped.append(data)
+    for group in _groups(grouped):
+        # Named by their content: a retried batch is the same message (the stream drops it).
+        digest = hashlib.sha256(b"".join(group)).hexdigest()[:32]
+        subject = subjects.verdict(authority, f"batch-{digest}")
+        publishes.append((subject, _verdicts_message(group), f"v:{authority}:batch:{digest}"))
+    return publishes
+
+
+GROUP_BYTES = 1024 * 1024
+"""At most this much per grouped message (an item larger than that goes alone): far below the
+server's 8 MiB, as a batch can hold many 4 MiB submissions to one addressee."""
+
+
+def _groups(encoded: list[bytes]) -> list[list[bytes]]:
+    """Consecutive runs of ``encoded`` of at most :data:`GROUP_BYTES` each (one item alone
+    when it is larger)."""
+    groups: list[list[bytes]] = []
+    size = 0
+    for data in encoded:
+        if groups and size + len(data) <= GROUP_BYTES:
+            groups[-1].append(data)
+            size += len(data)
+        else:
+            groups.append([data])
+            size = len(data)
+    return groups
+
+
+class _RawDeliveries(msgspec.Struct, tag_field="schema", tag=Deliveries.__struct_config__.tag):
+    """``Deliveries`` from its items' bytes (each was encoded once, to measure it)."""
+
+    items: list[msgspec.Raw]
+
+
+class _RawVerdicts(msgspec.Struct, tag_field="schema", tag=Verdicts.__struct_config__.tag):
+    verdicts: list[msgspec.Raw]
+
+
+def _deliveries(group: list[bytes]) -> bytes:
+    return encode(_RawDeliveries(items=[msgspec.Raw(data) for data in group]))
+
+
+def _verdicts_message(group: list[bytes]) -> bytes:
+    return encode(_RawVerdicts(verdicts=[msgspec.Raw(data) for data in group]))
 
 
 async def send_all(

@@ -7,21 +7,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 import nats.errors
 from nats.aio.client import Client as NatsClient
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from hub import subjects
-from hub.errors import UnavailableError
+from hub.errors import HubError, UnavailableError
 from hub.gateway.connection import close as close_connection
 from hub.ledger.store import Pipeline
 from schemas.codec import decode
-from schemas.transport import Verdict
+from schemas.transport import Verdict, Verdicts
 
-__all__ = ["IntakeClient"]
+__all__ = ["IntakeClient", "VerdictWatch"]
 
 
 class IntakeClient:
@@ -76,25 +77,70 @@ class IntakeClient:
             for ack in acks:  # no pending publish is left waiting for its ack
                 ack.cancel()
 
-    async def wait_verdict(self, message_id: str, timeout: float) -> Verdict | None:
-        """The verdict on ``message_id``, whether it was published before or after this call."""
-        # Subscribe first, then look for one already stored: no verdict can fall in between.
-        # (A plain subscription and a direct get are all an authority's permissions allow.)
-        subject = subjects.verdict(self.sender, message_id)
+    @contextlib.asynccontextmanager
+    async def watch_verdicts(self) -> AsyncIterator[VerdictWatch]:
+        """Every verdict addressed to us from now on: open it before publishing, then
+        :meth:`VerdictWatch.wait` finds the answer whether the hub sent it alone or among a
+        batch's (``Verdicts``). A plain subscription and a direct get are all an authority's
+        permissions allow."""
         try:
-            sub = await self.nc.subscribe(subject, max_msgs=1)
+            sub = await self.nc.subscribe(subjects.verdict(self.sender, ">"))
         except nats.errors.Error as e:
             raise UnavailableError(f"hub verdicts: {e}") from e
         try:
-            try:
-                stored = await self.js.get_last_msg(subjects.VERDICT_STREAM, subject, direct=True)
-                data = stored.data or b""
-            except NotFoundError:
-                try:
-                    data = (await sub.next_msg(timeout=timeout)).data
-                except TimeoutError:  # nats-py raises its own or the builtin one
-                    return None
+            yield VerdictWatch(self.js, self.sender, sub)
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
-        return decode(data, Verdict, what="verdict")
+
+
+class VerdictWatch:
+    """The verdicts published to one sender since the watch opened (see
+    :meth:`IntakeClient.watch_verdicts`); it remembers those it read, for later waits."""
+
+    def __init__(self, js: JetStreamContext, sender: str, sub: Subscription) -> None:
+        self._js = js
+        self._sender = sender
+        self._sub = sub
+        self._seen: dict[str, Verdict] = {}
+
+    async def wait(self, token: str, timeout: float) -> Verdict | None:
+        """The verdict on ``token`` (a message id, or ``digest-<hex>`` for a submission that
+        named none), or None after ``timeout`` seconds. One stored on its own subject before
+        the watch opened is found too (a resubmission the intake dropped as a duplicate is
+        not answered again)."""
+        if token in self._seen:
+            return self._seen[token]
+        subject = subjects.verdict(self._sender, token)
+        try:
+            stored = await self._js.get_last_msg(subjects.VERDICT_STREAM, subject, direct=True)
+            return decode(stored.data or b"", Verdict, what="verdict")
+        except NotFoundError:
+            pass
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (left := deadline - loop.time()) > 0:
+            try:
+                msg = await self._sub.next_msg(timeout=left)
+            except TimeoutError:  # nats-py raises its own or the builtin one
+                return None
+            if msg.subject == subject:
+                return decode(msg.data, Verdict, what="verdict")
+            self._keep(msg.subject, msg.data)
+            if token in self._seen:
+                return self._seen[token]
+        return None
+
+    def _keep(self, subject: str, data: bytes) -> None:
+        """Remember another's verdict (alone, by its subject) or a group's (by message id);
+        bytes that do not decode are no verdict of ours."""
+        try:
+            answer = decode(data, Verdict | Verdicts, what="verdict")
+        except HubError:
+            return
+        if isinstance(answer, Verdict):
+            self._seen[subject.rsplit(".", 1)[-1]] = answer
+            return
+        for verdict in answer.verdicts:
+            if verdict.message_id is not None:
+                self._seen[verdict.message_id] = verdict

@@ -14,6 +14,8 @@ from hub.clock import SystemClock
 from hub.crypto import envelope as sealing
 from hub.crypto.keys import AuthorityKeys
 from hub.gateway.admission import Limits
+from hub.gateway.connection import close as close_connection
+from hub.gateway.connection import connect
 from hub.gateway.intake_client import IntakeClient
 from schemas.codec import decode, encode
 from schemas.envelope import Body, Envelope
@@ -52,8 +54,9 @@ def _seal(a: AuthorityHarness, recipient: sealing.Recipient, text: str = "x") ->
 async def _submit(hub: HubHarness, sender: str, payload: bytes, message_id: str) -> Verdict:
     assert hub.nc is not None
     client = IntakeClient(hub.nc, sender)
-    await client.publish(message_id, payload)
-    verdict = await client.wait_verdict(message_id, 10.0)
+    async with client.watch_verdicts() as verdicts:
+        await client.publish(message_id, payload)
+        verdict = await verdicts.wait(message_id, 10.0)
     assert verdict is not None, "no verdict"
     return verdict
 
@@ -62,10 +65,11 @@ async def _submit_raw(hub: HubHarness, sender: str, payload: bytes) -> Verdict:
     """Bytes with no claimable id: the verdict is addressed by the submission digest."""
     assert hub.nc is not None
     client = IntakeClient(hub.nc, sender)
-    await client.publish(ids.uuid7(), payload)
     from hub.crypto.digest import sha256
 
-    verdict = await client.wait_verdict(f"digest-{sha256(payload).hex()}", 10.0)
+    async with client.watch_verdicts() as verdicts:
+        await client.publish(ids.uuid7(), payload)
+        verdict = await verdicts.wait(f"digest-{sha256(payload).hex()}", 10.0)
     assert verdict is not None, "no verdict"
     return verdict
 
@@ -251,3 +255,50 @@ def _replace(env: Envelope, **changes: object) -> Envelope:
     import msgspec
 
     return msgspec.structs.replace(env, **changes)
+
+
+class TestVerdictWatch:
+    """A sender finds its verdict whether the hub sent it alone or among a batch's."""
+
+    async def test_verdicts_of_one_batch_travel_together_and_each_is_found(
+        self, hub: HubHarness
+    ) -> None:
+        a = await hub.authority("XA-MOJ")
+        b = await hub.authority("XB-MOJ")
+        to_b = sealing.Recipient(b.id, b.keys.key_id, b.keys.suite, b.keys.encryption_public)
+        envelopes = [_seal(a, to_b, f"request {i}") for i in range(3)]
+        message_ids = [decode(env.header, dict)["message_id"] for env in envelopes]
+        await hub.stop_service()  # so that the hub fetches the three in one batch
+        nc = await connect(hub.url, name="test-sender")
+        try:
+            client = IntakeClient(nc, a.id)
+            async with client.watch_verdicts() as verdicts:
+                for message_id, env in zip(message_ids, envelopes, strict=True):
+                    await client.publish(message_id, encode(env))
+                await hub.start_service()
+                found = [await verdicts.wait(m, 10.0) for m in reversed(message_ids)]
+            assert [(v.message_id, v.status) for v in found if v is not None] == [
+                (m, "accepted") for m in reversed(message_ids)
+            ]
+            info = await nc.jetstream().stream_info(
+                subjects.VERDICT_STREAM, subjects_filter=subjects.verdict(a.id, ">")
+            )
+            [(subject, count)] = (info.state.subjects or {}).items()
+            assert subject.startswith(f"mla.verdict.{a.id}.batch-") and count == 1  # all three
+            # later, a watch opened after the fact finds only what sits on its own subject
+            async with client.watch_verdicts() as late:
+                assert await late.wait(message_ids[0], 0.3) is None
+        finally:
+            await close_connection(nc)
+
+    async def test_a_lone_verdict_stored_before_the_watch_is_found(self, hub: HubHarness) -> None:
+        a = await hub.authority("XA-MOJ")
+        b = await hub.authority("XB-MOJ")
+        to_b = sealing.Recipient(b.id, b.keys.key_id, b.keys.suite, b.keys.encryption_public)
+        env = _seal(a, to_b)
+        message_id = decode(env.header, dict)["message_id"]
+        first = await _submit(hub, a.id, encode(env), message_id)
+        assert hub.nc is not None
+        async with IntakeClient(hub.nc, a.id).watch_verdicts() as verdicts:
+            again = await verdicts.wait(message_id, 1.0)
+        assert again == first

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 from hub import ids, subjects
 from hub.errors import HubError, SchemaInvalid
-from hub.gateway._publication import Outcome, Recorded, answers, verdict_for
+from hub.gateway._publication import GROUP_BYTES, Outcome, Recorded, answers, verdict_for
 from hub.ledger.merkle import leaf_hash, verify_inclusion
-from hub.ledger.transparency import TransparencyLog, new_log_key
+from hub.ledger.transparency import SignedCheckpoint, TransparencyLog, new_log_key
 from node_agent.transport import _as_deliveries, _as_verdicts
 from schemas.codec import decode, encode
 from schemas.envelope import Envelope
@@ -58,7 +58,19 @@ def _batch() -> tuple[TransparencyLog, list[Outcome]]:
     return log, outcomes
 
 
-def test_receipt_verdicts_go_together_per_recipient_and_request_verdicts_alone() -> None:
+def _proved(item: Delivery | Verdict, checkpoint: SignedCheckpoint) -> None:
+    assert item.entry is not None and item.ledger_index is not None
+    assert item.checkpoint == checkpoint.note
+    verify_inclusion(
+        leaf_hash(item.entry),
+        item.ledger_index,
+        checkpoint.size,
+        item.inclusion_proof,
+        checkpoint.root,
+    )
+
+
+def test_what_goes_to_one_addressee_goes_together_and_a_lone_one_alone() -> None:
     log, outcomes = _batch()
     checkpoint = log.checkpoint()
     published = answers(log, checkpoint, outcomes)
@@ -80,42 +92,77 @@ def test_receipt_verdicts_go_together_per_recipient_and_request_verdicts_alone()
         (3, _receipt(2)),
         (4, _receipt(3)),
     ]
+    assert data == encode(Deliveries(items=to_a.items))  # built from the items' own bytes
     for delivery in [to_b, *to_a.items]:
-        assert delivery.entry is not None and delivery.checkpoint == checkpoint.note
-        verify_inclusion(
-            leaf_hash(delivery.entry),
-            delivery.ledger_index,
-            checkpoint.size,
-            delivery.inclusion_proof,
-            checkpoint.root,
-        )
-    # the request's verdict and the refused receipt's: one message each, on their own subject
+        _proved(delivery, checkpoint)
+    # A's one verdict (its request) and C's (its receipt): alone, each on its own subject
     alone = decode(by_subject[subjects.verdict(A, M1)][0], Verdict)
     assert (alone.message_id, alone.status, alone.ledger_index) == (M1, "accepted", 0)
-    refused = decode(by_subject[subjects.verdict(B, RX)][0], Verdict)
-    assert (refused.status, refused.reason) == ("rejected", "unknown_message")
-    # B's two recorded receipts: one message, in batch order, each with its own proof
-    data, msg_id = by_subject[subjects.verdict(B, "receipts-1")]
-    assert msg_id == f"v:{B}:receipts:1-3:2"
+    assert by_subject[subjects.verdict(A, M1)][1] == f"v:{A}:{M1}:accepted"
+    only = decode(by_subject[subjects.verdict(C, R3)][0], Verdict)
+    assert (only.message_id, only.ledger_index) == (R3, 4)
+    # B's three (two recorded receipts, one refused): one message, in batch order
+    [(subject, data, msg_id)] = [p for p in published if p[0].startswith(f"mla.verdict.{B}.")]
+    digest = msg_id.removeprefix(f"v:{B}:batch:")
+    assert (subject, len(digest)) == (subjects.verdict(B, f"batch-{digest}"), 32)
     together = decode(data, Verdicts)
     assert [(v.message_id, v.status, v.ledger_index) for v in together.verdicts] == [
         (R1, "accepted", 1),
+        (RX, "rejected", 2),
         (R2, "duplicate", 3),
     ]
-    for verdict in together.verdicts:
-        assert verdict.entry is not None and verdict.ledger_index is not None
-        assert verdict.checkpoint == checkpoint.note
-        verify_inclusion(
-            leaf_hash(verdict.entry),
-            verdict.ledger_index,
-            checkpoint.size,
-            verdict.inclusion_proof,
-            checkpoint.root,
-        )
-    # C's one receipt: a batch of one, on its own subject
-    only = decode(by_subject[subjects.verdict(C, "receipts-4")][0], Verdicts)
-    assert [v.message_id for v in only.verdicts] == [R3]
-    assert len(published) == 2 + 2 + 2  # deliveries, single verdicts, grouped verdicts
+    assert together.verdicts[1].reason == "unknown_message"
+    assert data == encode(Verdicts(verdicts=together.verdicts))
+    for verdict in [alone, only, *together.verdicts]:
+        _proved(verdict, checkpoint)
+    assert len(published) == 2 + 3  # deliveries, verdicts
+    # a retried batch publishes the same messages: the stream drops them as duplicates
+    assert answers(log, checkpoint, outcomes) == published
+
+
+def test_a_verdict_that_names_no_message_stays_on_its_digest_subject() -> None:
+    log = TransparencyLog(new_log_key("test.mla-hub.example", os.urandom(32)))
+    first, refused = _recorded(log, 0), _recorded(log, 1)
+    nameless = Verdict(message_id=None, status="rejected", ledger_index=1, reason="malformed")
+    outcomes = [
+        Outcome(A, verdict_for(M1, "accepted", first), M1, first, ((B, _envelope()),)),
+        Outcome(A, nameless, "digest-00ff", refused),
+    ]
+    published = answers(log, log.checkpoint(), outcomes)
+    verdicts = {s: d for s, d, _ in published if s.startswith("mla.verdict.")}
+    assert decode(verdicts.pop(subjects.verdict(A, "digest-00ff")), Verdict).reason == "malformed"
+    [(subject, data)] = verdicts.items()  # M1's, alone in a group
+    assert subject.startswith(f"mla.verdict.{A}.batch-")
+    assert [v.message_id for v in decode(data, Verdicts).verdicts] == [M1]
+
+
+def test_large_items_are_split_under_the_group_limit_and_a_huge_one_goes_alone() -> None:
+    log = TransparencyLog(new_log_key("test.mla-hub.example", os.urandom(32)))
+    third = GROUP_BYTES // 3
+    sizes = [third, third, third, GROUP_BYTES + 1, 10, 10]
+    outcomes = []
+    for i, size in enumerate(sizes):
+        recorded = _recorded(log, i)
+        big = Envelope(header=b"h", wrapped_keys=[], body=os.urandom(size), signature=b"s")
+        message_id = ids.uuid7()
+        verdict = verdict_for(message_id, "accepted", recorded)
+        outcomes.append(Outcome(A, verdict, message_id, recorded, ((B, big),)))
+    published = answers(log, log.checkpoint(), outcomes)
+    to_b = [(data, msg_id) for s, data, msg_id in published if s == subjects.deliver(B)]
+    assert [msg_id for _, msg_id in to_b] == [
+        f"d:0-1:{B}:2",
+        f"d:2:{B}",
+        f"d:3:{B}",
+        f"d:4-5:{B}:2",
+    ]
+    assert [len(data) <= GROUP_BYTES for data, _ in to_b] == [True, True, False, True]
+    read = [_as_deliveries(_Msg(data)).deliveries for data, _ in to_b]
+    assert [d.ledger_index for group in read for d in group] == list(range(6))
+    assert [len(d.item.body) for group in read for d in group if isinstance(d.item, Envelope)] == (
+        sizes
+    )
+    verdicts = [data for s, data, _ in published if s.startswith("mla.verdict.")]
+    assert len(verdicts) == 1 and len(decode(verdicts[0], Verdicts).verdicts) == 6
 
 
 def test_a_grouped_subject_is_one_token_under_the_recipients_verdict_filter() -> None:
