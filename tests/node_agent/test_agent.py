@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -25,6 +26,7 @@ from hub.gateway.nats_security import delivery_consumer
 from node_agent.agent import Outgoing
 from node_agent.cli import cmd_inbox
 from node_agent.config import AgentPaths
+from node_agent.outgoing import Attachment
 from node_agent.store import AgentStore, OutboxRow
 from node_agent.transport import HubLink, Inbound
 from schemas.codec import decode, encode
@@ -225,6 +227,39 @@ class TestGroupedDeliveries:
         assert sorted(d.ledger_index for d in grouped.items) == sorted(
             r.ledger_index for r in b.store.inbox_all()
         )
+
+    async def test_large_ones_of_one_batch_are_split_under_the_payload_limit(
+        self, hub: HubHarness
+    ) -> None:
+        """Three ~3 MiB requests in one hub batch: together they exceed the server's 8 MiB
+        payload, so they travel in several messages, and all three arrive."""
+        a = await hub.authority("XA-MOJ")
+        b = await hub.authority("XB-MOJ")
+        link = await a.connect()
+        assert a.directory is not None
+        await hub.stop_service()  # so that the hub fetches the three in one batch
+        scan = Attachment(name="scan.pdf", data=os.urandom(3 * 1024 * 1024))
+        queued = [
+            await a.agent.queue(
+                Outgoing(
+                    to="XB-MOJ",
+                    type="consultation.open",
+                    case_id=ids.uuid7(),
+                    text=f"q{i}",
+                    attachments=[scan],
+                ),
+                a.directory,
+            )
+            for i in range(3)
+        ]
+        assert await a.agent.flush(link) == 3
+        await hub.start_service()
+        await b.start()
+        await eventually(lambda: len(b.store.inbox_all()) == 3, "the three at B", timeout=30)
+        assert sorted(r.message_id for r in b.store.inbox_all()) == sorted(queued)
+        assert hub.nc is not None
+        info = await hub.nc.jetstream().stream_info(subjects.DELIVER_STREAM)
+        assert info.state.messages == 3  # each alone: two would exceed the 1 MiB group limit
 
     async def test_a_bad_item_is_refused_and_the_others_kept(self, hub: HubHarness) -> None:
         hub.alarms_expected = True  # the forged item does not match its ledger entry
