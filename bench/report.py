@@ -267,16 +267,18 @@ def render(results: Results) -> str:
                 f"{_fmt(phase['p50_ms'])} ms; cpu: {cpu}"
             )
     lines.append("\nJETSTREAM WRITES PER REQUEST + RECEIPT (hub/gateway/service.py)")
+    span = max(len(what) for what in [w[1] for w in WRITES] + [w[1] for w in SHARED_WRITES]) + 2
     for leg, what, stream, awaited in WRITES:
-        lines.append(f"  {leg:<8}{what:<52}{stream:<11}{'hub, in sequence' if awaited else ''}")
+        lines.append(f"  {leg:<8}{what:<{span}}{stream:<11}{'hub, in sequence' if awaited else ''}")
     for leg, what, stream in SHARED_WRITES:
-        lines.append(f"  {leg:<8}{what:<52}{stream:<11}one per addressee and hub batch")
+        lines.append(f"  {leg:<8}{what:<{span}}{stream:<11}one per addressee and hub batch")
     measured = get(results, "product.js_writes_per_request_receipt_measured")
     lines.append(
         f"  total {len(WRITES)} stream writes + {len(SHARED_WRITES)} shared by a batch "
         f"({HUB_WRITES_PER_REQUEST_RECEIPT} awaited one after another by the hub's loop); "
         f"measured from stream counts: {_fmt(measured)}"
     )
+    lines.extend(_memory_lines(results))
     lines.append("\nNOTES")
     lines.extend(f"  - {note}" for note in results.get("notes", []))
     load = [results["machine"].get(k) for k in ("loadavg_at_start", "loadavg_at_end")]
@@ -290,6 +292,28 @@ def render(results: Results) -> str:
         lines.append("\nERRORS")
         lines.extend(f"  - {error}" for error in results["errors"])
     return "\n".join(lines)
+
+
+def _memory_lines(results: Results) -> list[str]:
+    """Resident memory and append cost per bulk run (``product.memory.entries_N``)."""
+    runs = sorted((get(results, "product.memory") or {}).values(), key=lambda m: m["entries"])
+    if not runs:
+        return []
+    lines = [
+        "\nMEMORY AND GROWTH (hub state + Merkle tree, folded in a fresh process)",
+        "  what grows with the ledger is what the rules must look up: the message index (one",
+        "  record per message: duplicates, receipts), receipts and rejections by id, the cases",
+        "  with their trails, the directory's key history; the tree keeps its nodes (64 B/leaf)",
+    ]
+    for m in runs:
+        lines.append(
+            f"  {m['entries']:>9,} entries: state +{m['state_rss_mb']:,.0f} MB "
+            f"({m['state_bytes_per_entry']:,.0f} B/entry), tree {m['merkle_mb']:,.1f} MB; "
+            f"us per append, first / last 10 %: state {m['state_us_per_append_first10']:.1f} / "
+            f"{m['state_us_per_append_last10']:.1f}, tree "
+            f"{m['merkle_us_per_append_first10']:.2f} / {m['merkle_us_per_append_last10']:.2f}"
+        )
+    return lines
 
 
 def write_results(path: Path, results: Results) -> None:

@@ -74,3 +74,5 @@ def test_tiny_bench_writes_every_stable_key(tmp_path: Path) -> None:
     machine = results["machine"]
     assert machine["cores"] and machine["nats_server"] and machine["packages"]["nats-py"]
     assert "TARGETS" in run.stdout
+    memory = results["product"]["memory"]["entries_2000"]
+    assert f"{memory['entries']:>9,} entries: state +" in run.stdout  # the memory table
