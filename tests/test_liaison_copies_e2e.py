@@ -141,7 +141,9 @@ async def test_the_officer_reads_exactly_what_the_home_authority_copied(
     not_copied, _ = await world.a.send_request(C)
     assert state.messages.messages[copied].observers == (accreditation,)
     assert state.messages.messages[not_copied].observers == ()
-    await eventually(lambda: (copied, B) in state.messages.receipts, "XB-MOJ's receipt")
+    await eventually(
+        lambda: state.messages.receipt_index(copied, B) is not None, "XB-MOJ's receipt"
+    )
     case_id = state.messages.messages[copied].case_id
 
     # the requested side answers: B has no officer of its own, nothing is copied

@@ -366,7 +366,7 @@ def _receipt(ctx: _Context, event: ReceiptRecorded) -> ReceiptBody:
                 found,
                 f"receipt {name} does not match message {body.message_id}",
             )
-    earlier = messages.receipts.get((body.message_id, body.recipient))
+    earlier = messages.receipt_index(body.message_id, body.recipient)
     if earlier is not None:
         raise ctx.fail(
             "receipt_reference",

@@ -154,7 +154,7 @@ def _admit_receipt(receipt: Receipt, intake_sender: str, state: HubState) -> Dec
     if body.envelope_digest != original.envelope_digest or body.sender != original.sender:
         raise DigestMismatch("envelope_digest: the receipt is not for the envelope on record")
     deliveries = ((original.sender, receipt),)
-    earlier = state.messages.receipts.get((body.message_id, body.recipient))  # (6)
+    earlier = state.messages.receipt_index(body.message_id, body.recipient)  # (6)
     if earlier is not None:
         return Duplicate(body.receipt_id, intake_sender, earlier, deliveries)
     _check_not_revoked(state, body.recipient, "recipient")
