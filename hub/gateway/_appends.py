@@ -17,8 +17,9 @@ import nats.errors
 
 from hub.errors import UnavailableError
 from hub.ledger.batches import LedgerBatch
+from hub.ledger.pipeline import Pipeline
 from hub.ledger.projections.directory import DirectoryChange
-from hub.ledger.store import ContentStore, Ledger, LedgerConflict, Pipeline
+from hub.ledger.store import ContentStore, Ledger, LedgerConflict
 from schemas.ledger import LedgerEntry
 
 __all__ = ["APPEND_TIMEOUT_S", "Appends", "Sent"]

@@ -27,8 +27,9 @@ from hub import subjects
 from hub.errors import UnavailableError
 from hub.gateway.admission import Item, Reject
 from hub.gateway.nats_security import ensure_authority_consumers
+from hub.ledger.pipeline import Pipeline
 from hub.ledger.projections.directory import DirectoryChange, DirectoryRecord
-from hub.ledger.store import Pipeline, when_ready
+from hub.ledger.store import when_ready
 from hub.ledger.transparency import SignedCheckpoint, TransparencyLog
 from schemas.codec import encode
 from schemas.transport import Deliveries, Delivery, Verdict, Verdicts

@@ -18,7 +18,7 @@ from nats.js.errors import NotFoundError
 from hub import subjects
 from hub.errors import HubError, UnavailableError
 from hub.gateway.connection import close as close_connection
-from hub.ledger.store import Pipeline
+from hub.ledger.pipeline import Pipeline
 from schemas.codec import decode
 from schemas.transport import Verdict, Verdicts
 

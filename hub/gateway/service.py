@@ -46,13 +46,13 @@ from hub.gateway.checkpoints import CheckpointStore, TransparencyResponder
 from hub.gateway.decisions import Decoded
 from hub.ledger.batches import LedgerBatch, enable_atomic_batches
 from hub.ledger.folding import HeapSettler, collector_paused
+from hub.ledger.pipeline import Pipeline
 from hub.ledger.projections.directory import Directory, DirectoryChange
 from hub.ledger.projections.state import HubState
 from hub.ledger.store import (
     ContentStore,
     Ledger,
     LedgerConflict,
-    Pipeline,
     StreamLayout,
     ensure_topology,
     intake_subscription,

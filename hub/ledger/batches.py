@@ -31,7 +31,8 @@ from nats.js import JetStreamContext
 
 from hub import subjects
 from hub.errors import UnavailableError
-from hub.ledger.store import Ledger, Pipeline
+from hub.ledger.pipeline import Pipeline
+from hub.ledger.store import Ledger
 
 __all__ = ["LedgerBatch", "enable_atomic_batches"]
 

@@ -16,7 +16,8 @@ from hub import subjects
 from hub.errors import UnavailableError
 from hub.ledger import batches
 from hub.ledger.batches import LedgerBatch, enable_atomic_batches
-from hub.ledger.store import Ledger, LedgerConflict, Pipeline
+from hub.ledger.pipeline import Pipeline
+from hub.ledger.store import Ledger, LedgerConflict
 
 pytestmark = pytest.mark.nats
 

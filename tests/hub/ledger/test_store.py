@@ -17,7 +17,8 @@ from hub import subjects
 from hub.errors import UnavailableError
 from hub.gateway.intake_client import IntakeClient
 from hub.ledger import store
-from hub.ledger.store import ContentStore, Ledger, LedgerConflict, Pipeline
+from hub.ledger.pipeline import Pipeline
+from hub.ledger.store import ContentStore, Ledger, LedgerConflict
 
 pytestmark = pytest.mark.nats
 
