@@ -16,7 +16,7 @@ from nats.aio.client import Client as NatsClient
 from hub import subjects
 from hub.errors import UnavailableError
 from hub.gateway.intake_client import IntakeClient
-from hub.ledger import pipeline
+from hub.ledger import pipeline as pipeline_module
 from hub.ledger.pipeline import Pipeline
 from hub.ledger.store import ContentStore, Ledger, LedgerConflict
 
@@ -76,7 +76,7 @@ class TestPipelinedAppend:
     async def test_publishes_given_up_without_an_ack_are_forgotten(
         self, nc: NatsClient, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        monkeypatch.setattr(pipeline, "_PRUNE_ABOVE", 8)
+        monkeypatch.setattr(pipeline_module, "_PRUNE_ABOVE", 8)
         await nc.subscribe("void.listener", cb=_ignore)  # takes them, never answers
         pipeline = Pipeline(nc)
         lost = [await pipeline.publish("void.listener", b"x") for _ in range(20)]
