@@ -19,7 +19,7 @@ import contextlib
 import secrets
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, Unpack
 
 import nats.errors
 from nats.js import JetStreamContext
@@ -37,6 +37,7 @@ from hub.gateway.access import Principal
 from hub.gateway.tokens import (
     Issued,
     TokenIndex,
+    TokenScope,
     decode_record,
     encode_record,
     new_token,
@@ -185,19 +186,7 @@ class TokenStore:
     # --- writing: the operator's CLI -------------------------------------------------------------
 
     async def issue(
-        self,
-        role: Role,
-        *,
-        now: datetime,
-        valid_for: timedelta,
-        label: str = "",
-        authority: str | None = None,
-        officer: str | None = None,
-        home: str | None = None,
-        host: str | None = None,
-        not_after: datetime | None = None,
-        consent_digest: bytes | None = None,
-        accreditation_id: str | None = None,
+        self, role: Role, *, now: datetime, valid_for: timedelta, **scope: Unpack[TokenScope]
     ) -> Issued:
         """Mint a token, store its record, and return the secret (never stored, never logged)."""
         for _ in range(_ATTEMPTS):
@@ -207,14 +196,7 @@ class TokenStore:
                 secret=secrets.token_urlsafe(32),
                 now=now,
                 valid_for=valid_for,
-                label=label,
-                authority=authority,
-                officer=officer,
-                home=home,
-                host=host,
-                not_after=not_after,
-                consent_digest=consent_digest,
-                accreditation_id=accreditation_id,
+                **scope,
             )
             if await self.add(issued.record):
                 return issued

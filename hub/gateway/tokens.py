@@ -16,6 +16,7 @@ import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import msgspec
 
@@ -30,6 +31,7 @@ __all__ = [
     "PREFIX",
     "Issued",
     "TokenIndex",
+    "TokenScope",
     "check_live",
     "decode_record",
     "encode_record",
@@ -55,6 +57,20 @@ def token_hash(token: str) -> bytes:
     return sha256(_LABEL + token.encode())
 
 
+class TokenScope(TypedDict, total=False):
+    """What a token is for beyond its role, as :func:`new_token` and ``TokenStore.issue`` take
+    it (which fields each role needs or forbids: ``_check_scope``)."""
+
+    label: str
+    authority: str | None
+    officer: str | None
+    home: str | None
+    host: str | None
+    not_after: datetime | None  # the expiry, if earlier than ``now + valid_for``
+    consent_digest: bytes | None
+    accreditation_id: str | None
+
+
 @dataclass(frozen=True, slots=True)
 class Issued:
     """A newly issued token: its record and the secret, shown to the operator once."""
@@ -70,14 +86,7 @@ def new_token(
     secret: str,
     now: datetime,
     valid_for: timedelta,
-    label: str = "",
-    authority: str | None = None,
-    officer: str | None = None,
-    home: str | None = None,
-    host: str | None = None,
-    not_after: datetime | None = None,
-    consent_digest: bytes | None = None,
-    accreditation_id: str | None = None,
+    **scope: Unpack[TokenScope],
 ) -> Issued:
     """The record and token string for a minted ``token_id`` and ``secret`` (the caller draws
     both at random), once the term and the scope fit the role."""
@@ -85,6 +94,9 @@ def new_token(
         raise ValidationError(
             f"expires: a token is valid for 1 to {_MAX_DAYS} days", field="expires"
         )
+    authority, officer = scope.get("authority"), scope.get("officer")
+    home, host = scope.get("home"), scope.get("host")
+    accreditation_id = scope.get("accreditation_id")
     _check_scope(
         role,
         authority=authority,
@@ -94,13 +106,13 @@ def new_token(
         accreditation_id=accreditation_id,
     )
     expires_at = now + valid_for
-    if not_after is not None:
+    if (not_after := scope.get("not_after")) is not None:
         expires_at = min(expires_at, not_after)
     token = f"{PREFIX}_{token_id}_{secret}"
     record = AccessToken(
         token_id=token_id,
         role=role,
-        label=label,
+        label=scope.get("label", ""),
         authority=authority,
         officer=officer,
         home=home,
@@ -108,7 +120,7 @@ def new_token(
         secret_sha256=token_hash(token),
         issued_at=now,
         expires_at=expires_at,
-        consent_digest=consent_digest,
+        consent_digest=scope.get("consent_digest"),
         accreditation_id=accreditation_id,
     )
     # Struct constructors do not check patterns; decoding does (a bad id names its field).
