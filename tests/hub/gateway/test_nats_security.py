@@ -46,7 +46,7 @@ from node_agent.identity import card_file
 from node_agent.transport import HubLink
 from schemas.codec import decode, encode
 from schemas.envelope import Body
-from schemas.transport import Delivery, Verdict
+from schemas.transport import Delivery
 from tests.harness import eventually
 
 A, B = "XA-MOJ", "XB-MOJ"
@@ -736,9 +736,12 @@ class TestHubUnderItsPermissions:
                 body=Body(text="Please take the evidence of the witness."),
                 now=datetime.now(UTC),
             )
-            await IntakeClient(a_nc, A).publish(message_id, encode(sealed))
-            verdict = decode(await _wait_verdict(a_nc, A, message_id, 5.0), Verdict, what="v")
-            assert verdict.status == "accepted", verdict
+            a_intake = IntakeClient(a_nc, A)
+            async with a_intake.watch_verdicts() as verdicts:  # the senders' own recipe
+                await a_intake.publish(message_id, encode(sealed))
+                verdict = await verdicts.wait(message_id, 5.0)
+            assert verdict is not None and verdict.status == "accepted", verdict
+            assert secured.errors[A] == []  # its watch on mla.verdict.XA-MOJ.> is allowed
 
             sub = await b_link.js.pull_subscribe_bind(sec.delivery_consumer(B), stream="DELIVER")
             [msg] = await sub.fetch(1, timeout=3.0)
