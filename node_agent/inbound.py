@@ -8,17 +8,18 @@ in ``node_agent.store``).
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from node_agent.store import AgentStore, InboxRow, write_files
+from node_agent.store import AgentStore, InboxRow
 from schemas.receipt import Receipt, ReceiptBody
 from schemas.transport import Delivery, Verdict
 
-__all__ = ["Checked", "keep", "safe_name", "store_verdict"]
+__all__ = ["Checked", "keep", "safe_name", "store_verdict", "write_files"]
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -82,3 +83,26 @@ def safe_name(name: str) -> str:
     """A file name that cannot climb out of its folder or hide."""
     cleaned = _SAFE_NAME.sub("_", name.rsplit("/", 1)[-1]).lstrip(".")
     return cleaned[:100] or "attachment"
+
+
+def write_files(folder: Path, files: Iterable[tuple[str, bytes]]) -> None:
+    """Write ``files`` (name, data) into ``folder`` and fsync them and the folder entries, so
+    that they are on disk before the inbox row that names the folder is committed."""
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in files:
+        with (folder / name).open("wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    _fsync_dir(folder)
+    if created:
+        _fsync_dir(folder.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -24,17 +24,16 @@ keeps every use of the connection serial should a caller use another thread.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["AgentStore", "InboxRow", "OutboxRow", "ReceiptRow", "write_files"]
+__all__ = ["AgentStore", "InboxRow", "OutboxRow", "ReceiptRow"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -393,29 +392,3 @@ class AgentStore:
             (message_id,),
         )
         return [ReceiptRow(*r) for r in rows]
-
-
-# --- attachment files ---------------------------------------------------------------------------
-
-
-def write_files(folder: Path, files: Iterable[tuple[str, bytes]]) -> None:
-    """Write ``files`` (name, data) into ``folder`` and fsync them and the folder entries, so
-    that they are on disk before the inbox row that names the folder is committed."""
-    created = not folder.exists()
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, data in files:
-        with (folder / name).open("wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    _fsync_dir(folder)
-    if created:
-        _fsync_dir(folder.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from node_agent.disclosure import ContentKeys
-from node_agent.store import AgentStore, InboxRow, write_files
+from node_agent.inbound import write_files
+from node_agent.store import AgentStore, InboxRow
 
 NOW = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
 
