@@ -258,8 +258,9 @@ class TestGroupedDeliveries:
         await eventually(lambda: len(b.store.inbox_all()) == 3, "the three at B", timeout=30)
         assert sorted(r.message_id for r in b.store.inbox_all()) == sorted(queued)
         assert hub.nc is not None
-        info = await hub.nc.jetstream().stream_info(subjects.DELIVER_STREAM)
-        assert info.state.messages == 3  # each alone: two would exceed the 1 MiB group limit
+        to_b = subjects.deliver("XB-MOJ")  # (B's receipts go to A on the same stream)
+        info = await hub.nc.jetstream().stream_info(subjects.DELIVER_STREAM, subjects_filter=to_b)
+        assert info.state.subjects == {to_b: 3}  # each alone: two exceed the 1 MiB group limit
 
     async def test_a_bad_item_is_refused_and_the_others_kept(self, hub: HubHarness) -> None:
         hub.alarms_expected = True  # the forged item does not match its ledger entry
