@@ -1,6 +1,6 @@
 """Audit verify speed: a real, valid history replayed by ``hub.audit.runner.verify_archive``.
 
-Runs as ``python -m bench.audit --n N`` (a fresh process, as ``mla-hub audit verify`` runs):
+Runs as ``python -m bench.audit --n N`` (a fresh process, as ``hub audit verify`` runs):
 the pool's workers are forked from the process that runs the audit, and forked from the bench
 process after its earlier phases (~900 MB resident) they cost the audit ~8 %.
 

@@ -231,6 +231,11 @@ _ROWS: tuple[tuple[str, str, str], ...] = (
         "audit verify entries/s (1 worker)",
         "product.audit_verify_entries_per_s_one_worker",
     ),
+    (
+        "product",
+        "audit of 1,000,000 entries at that rate, s",
+        "product.audit_seconds_per_million_entries",
+    ),
 )
 
 

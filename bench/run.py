@@ -63,7 +63,7 @@ NOTES = (
     "verify; an audit would reject them)",
     "audit verify: a separate, honest archive (bench.audit) with every signature valid, "
     "replayed by hub.audit.runner.verify_archive on every core and on one, in a fresh process as "
-    "`mla-hub audit verify` runs (until 2026-11-25 in the bench process, whose ~900 MB the pool's "
+    "`hub audit verify` runs (until 2026-11-25 in the bench process, whose ~900 MB the pool's "
     "forked workers inherited: ~8 % slower, 0.69-0.74 of the floor instead of 0.74-0.77)",
     "agents run as deployed: each in its own OS process (until 2026-11-24 the four shared one "
     "process and one event loop, which capped them at one core), each witnesses the hub's log "
@@ -363,6 +363,8 @@ async def run_all(root: Path, plan: Plan, mode: str) -> dict[str, Any]:
     )
     if audit is not None:
         run.put("product.audit_verify_entries_per_s", audit["entries_per_s"])
+        rate = audit["entries_per_s"]
+        run.put("product.audit_seconds_per_million_entries", 1e6 / rate if rate else None)
         run.put("product.audit_verify_entries_per_s_one_worker", audit["entries_per_s_one_worker"])
         run.put("product.audit_verify_workers", audit["workers"])
         one_core = audit["ed25519_verify_per_s_one_core"]
