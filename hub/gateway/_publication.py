@@ -131,8 +131,8 @@ def answers(
 ) -> list[Publish]:
     """Every delivery and verdict of ``outcomes``, proved against ``checkpoint``: what goes to
     one addressee in one message (``Deliveries``, ``Verdicts``; split so that none exceeds
-    :data:`GROUP_BYTES`), a lone verdict on its own subject (where ``hub admit`` and
-    ``agent send --wait`` look first), as a lone delivery alone."""
+    :data:`GROUP_BYTES`); an addressee's only verdict alone on its own subject (where
+    ``IntakeClient.watch_verdicts`` looks first), and an only delivery alone."""
     to_deliver: dict[str, list[tuple[int, bytes]]] = {}
     to_answer: dict[str, list[tuple[Outcome, Verdict, bytes]]] = {}
     for outcome in outcomes:
