@@ -94,6 +94,9 @@ def new_token(
         raise ValidationError(
             f"expires: a token is valid for 1 to {_MAX_DAYS} days", field="expires"
         )
+    unknown = scope.keys() - TokenScope.__optional_keys__  # as a keyword parameter would
+    if unknown:
+        raise TypeError(f"new_token: unknown scope field(s): {', '.join(sorted(unknown))}")
     authority, officer = scope.get("authority"), scope.get("officer")
     home, host = scope.get("home"), scope.get("host")
     accreditation_id = scope.get("accreditation_id")

@@ -243,6 +243,8 @@ class TestTokenStore:
             ValidationError, match=r"^expires: a token is valid for 1 to 3660 days$"
         ):
             await store.issue("operator", now=NOW, valid_for=timedelta(0))
+        with pytest.raises(TypeError, match=r"^new_token: unknown scope field\(s\): autority$"):
+            await store.issue("authority", now=NOW, valid_for=DAY, autority=A)  # type: ignore[call-arg]
         await store.load()
         assert store.records() == [] and (await bucket.kv.status()).values == 0
 
