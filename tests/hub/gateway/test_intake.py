@@ -4,6 +4,7 @@ reason and recorded as rejected, the hub keeps serving, and a duplicate is never
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from hub.gateway.admission import Limits
 from hub.gateway.connection import close as close_connection
 from hub.gateway.connection import connect
 from hub.gateway.intake_client import IntakeClient
+from hub.operator import admission_request, submit_admission
+from node_agent.identity import card_file
 from schemas.codec import decode, encode
 from schemas.envelope import Body, Envelope
 from schemas.ledger import SubmissionRejected
@@ -302,3 +305,40 @@ class TestVerdictWatch:
         async with IntakeClient(hub.nc, a.id).watch_verdicts() as verdicts:
             again = await verdicts.wait(message_id, 1.0)
         assert again == first
+
+    async def test_operator_commands_of_one_batch_each_find_their_verdict(
+        self, hub: HubHarness
+    ) -> None:
+        """``hub admit`` run twice at once: both admissions land in one hub batch, their
+        verdicts travel together, and each command still gets its own."""
+        a = await hub.authority("XA-MOJ", admit=False)
+        b = await hub.authority("XB-MOJ", admit=False)
+        now = SystemClock().now()
+        requests = [
+            admission_request(card_file(x.settings, x.keys, now=now), hub.operator, now=now)
+            for x in (a, b)
+        ]
+        await hub.stop_service()
+        nc = await connect(hub.url, name="test-operator")
+        try:
+            intake = IntakeClient(nc, subjects.OPERATOR)
+            waiting = [asyncio.create_task(submit_admission(intake, r, 10.0)) for r in requests]
+            js = nc.jetstream()
+            for _ in range(250):  # both at the intake before the hub fetches them (5 s at most)
+                if (await js.stream_info(subjects.SUBMIT_STREAM)).state.messages == 2:
+                    break
+                await asyncio.sleep(0.02)
+            await hub.start_service()
+            verdicts = await asyncio.gather(*waiting)
+        finally:
+            await close_connection(nc)
+        assert [(v.message_id, v.status) for v in verdicts] == [
+            (r.request_id, "accepted") for r in requests
+        ]
+        assert verdicts[0].ledger_index != verdicts[1].ledger_index
+        assert hub.nc is not None
+        info = await hub.nc.jetstream().stream_info(
+            subjects.VERDICT_STREAM, subjects_filter=subjects.verdict(subjects.OPERATOR, ">")
+        )
+        [(subject, count)] = (info.state.subjects or {}).items()  # one message for both
+        assert subject.startswith(f"mla.verdict.{subjects.OPERATOR}.batch-") and count == 1
