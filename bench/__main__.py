@@ -1,6 +1,6 @@
 """``python -m bench`` (``make bench``): floors, product figures, ratios, targets, results.json.
 
-Modes: default (~3-5 min on 2 cores), ``--quick`` (~30 s smoke run), ``--tiny`` (a few seconds,
+Modes: default (~2-4 min on 2 cores), ``--quick`` (~30 s smoke run), ``--tiny`` (a few seconds,
 for the test suite; figures are noisy). ``--bulk N`` adds a memory/growth run of N entries (the
 default run does 100,000; ``--bulk 1000000`` takes ~30 s more and ~1.5 GB). ``--no-cluster``
 skips the 3-node R3 cluster. ``--profile DIR`` runs only the saturating e2e (fsync) with
