@@ -54,6 +54,12 @@ def _seal(a: AuthorityHarness, recipient: sealing.Recipient, text: str = "x") ->
     )
 
 
+async def _sender_and_recipient(hub: HubHarness) -> tuple[AuthorityHarness, sealing.Recipient]:
+    a = await hub.authority("XA-MOJ")
+    b = await hub.authority("XB-MOJ")
+    return a, sealing.Recipient(b.id, b.keys.key_id, b.keys.suite, b.keys.encryption_public)
+
+
 async def _submit(hub: HubHarness, sender: str, payload: bytes, message_id: str) -> Verdict:
     assert hub.nc is not None
     client = IntakeClient(hub.nc, sender)
@@ -87,17 +93,12 @@ class TestRejections:
         verdict = await _submit(hub, a.id, encode(env), decode(env.header, dict)["message_id"])
         assert verdict.status == "accepted"
 
-    async def _setup(self, hub: HubHarness) -> tuple[AuthorityHarness, sealing.Recipient]:
-        a = await hub.authority("XA-MOJ")
-        b = await hub.authority("XB-MOJ")
-        return a, sealing.Recipient(b.id, b.keys.key_id, b.keys.suite, b.keys.encryption_public)
-
     @pytest.mark.parametrize(
         "tamper",
         ["header", "body", "wrapped_key", "signature", "attachment_count"],
     )
     async def test_tampered_envelope(self, small_hub: HubHarness, tamper: str) -> None:
-        a, b = await self._setup(small_hub)
+        a, b = await _sender_and_recipient(small_hub)
         env = _seal(a, b)
         message_id = decode(env.header, dict)["message_id"]
         if tamper == "header":
@@ -129,7 +130,7 @@ class TestRejections:
         await self._valid_goes_through(small_hub, a, b)
 
     async def test_unknown_sender(self, small_hub: HubHarness) -> None:
-        _, b = await self._setup(small_hub)
+        _, b = await _sender_and_recipient(small_hub)
         stranger = await small_hub.authority("XC-MOJ", admit=False)
         env = _seal(stranger, b)
         verdict = await _submit(
@@ -139,7 +140,7 @@ class TestRejections:
         assert "XC-MOJ is not admitted" in (verdict.detail or "")
 
     async def test_sender_mismatch(self, small_hub: HubHarness) -> None:
-        a, b = await self._setup(small_hub)
+        a, b = await _sender_and_recipient(small_hub)
         env = _seal(a, b)
         verdict = await _submit(
             small_hub, "XB-MOJ", encode(env), decode(env.header, dict)["message_id"]
@@ -147,7 +148,7 @@ class TestRejections:
         assert (verdict.status, verdict.reason) == ("rejected", "sender_mismatch")
 
     async def test_unknown_recipient(self, small_hub: HubHarness) -> None:
-        a, b = await self._setup(small_hub)
+        a, b = await _sender_and_recipient(small_hub)
         ghost_keys = AuthorityKeys.generate("x25519")
         ghost = sealing.Recipient(
             "XZ-NOBODY", ghost_keys.key_id, "x25519", ghost_keys.encryption_public
@@ -160,7 +161,7 @@ class TestRejections:
         await self._valid_goes_through(small_hub, a, b)
 
     async def test_oversized(self, small_hub: HubHarness) -> None:
-        a, b = await self._setup(small_hub)
+        a, b = await _sender_and_recipient(small_hub)
         env = _seal(a, b, "x" * (MAX_BYTES + 1))
         verdict = await _submit(
             small_hub, a.id, encode(env), decode(env.header, dict)["message_id"]
@@ -181,13 +182,13 @@ class TestRejections:
     async def test_malformed_bytes(
         self, small_hub: HubHarness, payload: bytes, reason: str
     ) -> None:
-        a, b = await self._setup(small_hub)
+        a, b = await _sender_and_recipient(small_hub)
         verdict = await _submit_raw(small_hub, a.id, payload)
         assert (verdict.status, verdict.reason) == ("rejected", reason)
         await self._valid_goes_through(small_hub, a, b)
 
     async def test_rejections_are_recorded_once(self, small_hub: HubHarness) -> None:
-        a, _ = await self._setup(small_hub)
+        a, _ = await _sender_and_recipient(small_hub)
         first = await _submit_raw(small_hub, a.id, b"\xc1garbage")
         again = await _submit_raw(small_hub, a.id, b"\xc1garbage")
         assert first.ledger_index == again.ledger_index
@@ -266,9 +267,7 @@ class TestVerdictWatch:
     async def test_verdicts_of_one_batch_travel_together_and_each_is_found(
         self, hub: HubHarness
     ) -> None:
-        a = await hub.authority("XA-MOJ")
-        b = await hub.authority("XB-MOJ")
-        to_b = sealing.Recipient(b.id, b.keys.key_id, b.keys.suite, b.keys.encryption_public)
+        a, to_b = await _sender_and_recipient(hub)
         envelopes = [_seal(a, to_b, f"request {i}") for i in range(3)]
         message_ids = [decode(env.header, dict)["message_id"] for env in envelopes]
         await hub.stop_service()  # so that the hub fetches the three in one batch
@@ -295,9 +294,7 @@ class TestVerdictWatch:
             await close_connection(nc)
 
     async def test_a_lone_verdict_stored_before_the_watch_is_found(self, hub: HubHarness) -> None:
-        a = await hub.authority("XA-MOJ")
-        b = await hub.authority("XB-MOJ")
-        to_b = sealing.Recipient(b.id, b.keys.key_id, b.keys.suite, b.keys.encryption_public)
+        a, to_b = await _sender_and_recipient(hub)
         env = _seal(a, to_b)
         message_id = decode(env.header, dict)["message_id"]
         first = await _submit(hub, a.id, encode(env), message_id)
